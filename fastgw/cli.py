@@ -1,0 +1,89 @@
+"""``fastgw serve | check-config | version``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import ConfigError, LoadedConfig, load_config
+
+log = logging.getLogger("fastgw")
+
+
+def _load_or_exit(path: str | None) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"fastgw: config error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import CONFIG_ENV
+
+    loaded = _load_or_exit(args.config)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    if not loaded.config.general_settings.master_key:
+        log.warning("no general_settings.master_key set: the gateway accepts requests without a key")
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config) if args.config else ""
+    log.info("fastgw %s serving %d model group(s) from %s on http://%s:%d (%d worker(s))", __version__,
+             len({d.model_name for d in loaded.deployments}), loaded.source, args.host, args.port, args.workers)
+    uvicorn.run(
+        "fastgw.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
+        timeout_graceful_shutdown=30, server_header=False,
+    )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load_or_exit(args.config)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"config OK: {loaded.source}")
+    print(f"{'model_name':<28} {'provider':<14} {'model':<40} deployment id")
+    for dep in loaded.deployments:
+        print(f"{dep.model_name:<28} {dep.provider:<14} {dep.model:<40} {dep.id}")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"fastgw {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastgw", description="Self-hosted OpenAI-compatible LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="LiteLLM-style config.yaml (default: the embedded mock config)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check-config", help="validate a config file and print its models")
+    check.add_argument("config")
+    check.set_defaults(func=cmd_check_config)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "workers", 1) < 1:
+        print("fastgw: --workers must be at least 1", file=sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

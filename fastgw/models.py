@@ -1,0 +1,37 @@
+"""Model groups: the names clients ask for, each backed by one or more deployments."""
+from __future__ import annotations
+
+import random
+import time
+
+from .config.schema import Deployment
+from .errors import GatewayError
+
+
+class ModelRegistry:
+    def __init__(self, deployments: list[Deployment]) -> None:
+        self.deployments = deployments
+        self.groups: dict[str, list[Deployment]] = {}
+        for dep in deployments:
+            self.groups.setdefault(dep.model_name, []).append(dep)
+        self.created = int(time.time())
+
+    def group(self, name: object) -> list[Deployment]:
+        deployments = self.groups.get(name) if isinstance(name, str) else None
+        if not deployments:
+            raise GatewayError(404, f"The model '{name}' does not exist or you do not have access to it.",
+                               "invalid_request_error", "model", "model_not_found")
+        return deployments
+
+    def pick(self, deployments: list[Deployment]) -> Deployment:
+        """Weighted random choice (``weight``, else ``rpm``/``tpm``, else uniform)."""
+        if len(deployments) == 1:
+            return deployments[0]
+        weights = [d.params.weight or d.params.rpm or d.params.tpm or 1 for d in deployments]
+        return random.choices(deployments, weights)[0]
+
+    def model_object(self, name: str) -> dict:
+        return {"id": name, "object": "model", "created": self.created, "owned_by": "fastgw"}
+
+    def list_models(self) -> dict:
+        return {"object": "list", "data": [self.model_object(name) for name in self.groups]}

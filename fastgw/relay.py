@@ -1,0 +1,133 @@
+"""Relay an upstream stream to the client as SSE, accounting for it however it ends.
+
+A stream ends one of three ways, and each is recorded: complete (the encoder's
+terminator is sent), failed after commit (an explicit error event, never a clean end
+that looks like success), or abandoned by the client (the upstream call is cancelled).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from .errors import GatewayError
+from .gateway import Gateway
+from .pipeline import Call, OpenStream, finish_record
+
+log = logging.getLogger("fastgw.relay")
+
+
+class StreamEncoder(Protocol):
+    def feed(self, chunk: dict) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def error(self, err: GatewayError) -> bytes: ...
+
+
+class OpenAIChunkEncoder:
+    """Chat/text completion chunks as OpenAI sends them, under the client's model name."""
+
+    __slots__ = ("model", "include_usage")
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+
+    def feed(self, chunk: dict) -> bytes:
+        if "model" in chunk:
+            chunk["model"] = self.model
+        if not self.include_usage:
+            if not chunk.get("choices") and chunk.get("usage"):
+                return b""  # the usage chunk the gateway asked for on its own behalf
+            chunk.pop("usage", None)
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def finish(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+    def error(self, err: GatewayError) -> bytes:
+        return b"data: " + err.to_json() + b"\n\n"
+
+
+class SSERelayResponse:
+    """ASGI response streaming ``stream`` through ``encoder``; watches for client disconnect."""
+
+    def __init__(self, gw: Gateway, call: Call, stream: OpenStream, encoder: StreamEncoder) -> None:
+        self.gw = gw
+        self.call = call
+        self.stream = stream
+        self.encoder = encoder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        call = self.call
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                   (b"x-request-id", call.request_id.encode())]
+        headers.extend((k.encode(), v.encode()) for k, v in call.response_headers.items())
+        outcome: list = [None]  # (status, error, error_type) once known
+        relay = asyncio.ensure_future(self._relay(send, headers, outcome))
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait((relay, watcher), return_when=asyncio.FIRST_COMPLETED)
+            if relay not in done:
+                relay.cancel()
+                try:
+                    await relay
+                except (asyncio.CancelledError, Exception):
+                    pass
+                if outcome[0] is None:
+                    outcome[0] = (499, None, "client_disconnected")
+            else:
+                relay.result()
+        finally:
+            watcher.cancel()
+            self.stream.close()
+            status, error, error_type = outcome[0] or (499, None, "client_disconnected")
+            usage = self.stream.decoder.usage
+            call.record.set_usage(usage)
+            finish_record(self.gw, call, status, error, error_type)
+
+    async def _relay(self, send: Send, headers: list, outcome: list) -> None:
+        encoder = self.encoder
+        stream = self.stream
+        decoder = stream.decoder
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            out = b"".join([encoder.feed(c) for c in stream.first_chunks])
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+            if not stream.finished:
+                async for data in stream.rest:
+                    chunks = decoder.feed(data)
+                    if chunks:
+                        out = b"".join([encoder.feed(c) for c in chunks])
+                        if out:
+                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                tail = decoder.close()
+                out = b"".join([encoder.feed(c) for c in tail])
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except GatewayError as err:
+            outcome[0] = (200, err, None)
+            await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+            return
+        except (ConnectionError, OSError):
+            raise  # the client went away: recorded as a disconnect
+        except Exception as exc:
+            log.exception("stream relay failed")
+            err = GatewayError(502, f"stream relay failed ({type(exc).__name__})", "api_error", None, "relay_error")
+            outcome[0] = (200, err, None)
+            await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+            return
+        outcome[0] = (200, None, None)
+        await send({"type": "http.response.body", "body": encoder.finish(), "more_body": False})
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

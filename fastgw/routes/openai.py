@@ -1,0 +1,99 @@
+"""OpenAI-compatible endpoints: thin handlers over ``fastgw.pipeline``."""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import pipeline, validation
+from ..errors import GatewayError
+from ..gateway import Gateway
+from ..pipeline import Call
+from ..relay import OpenAIChunkEncoder, SSERelayResponse
+from ..responses import JSONBytesResponse, error_response
+
+log = logging.getLogger("fastgw.routes")
+
+Validator = Callable[[dict], None]
+
+
+async def _serve(request: Request, endpoint: str, validate: Validator) -> Response:
+    gw: Gateway = request.app.state.gateway
+    request_id = pipeline.new_request_id(request.headers.get("x-request-id"))
+    call: Call | None = None
+    try:
+        principal = gw.auth.authenticate(request.headers)
+        body = await validation.read_json(request, gw.max_body_bytes)
+        validate(body)
+        model = body["model"]
+        gw.models.group(model)
+        stream = bool(body.get("stream")) and endpoint != "embeddings"
+        call = Call(endpoint=endpoint, body=body, model_group=model, principal=principal, request_id=request_id,
+                    stream=stream, include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
+        if stream:
+            opened = await pipeline.open_stream(gw, call)
+            return SSERelayResponse(gw, call, opened, OpenAIChunkEncoder(model, call.include_usage))  # type: ignore[return-value]
+        result = await pipeline.complete(gw, call)
+        result["model"] = model
+        pipeline.finish_record(gw, call, 200)
+        headers = {"x-request-id": request_id, **call.response_headers}
+        return JSONBytesResponse(result, 200, headers)
+    except GatewayError as err:
+        if call is not None and call.record.attempts:
+            pipeline.finish_record(gw, call, err.status, err)
+        return error_response(err, request_id)
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _serve(request, "chat.completions", validation.validate_chat)
+
+
+async def completions(request: Request) -> Response:
+    return await _serve(request, "completions", validation.validate_completions)
+
+
+async def embeddings(request: Request) -> Response:
+    return await _serve(request, "embeddings", validation.validate_embeddings)
+
+
+def _authorized(handler: Callable[[Request, Gateway], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapper(request: Request) -> Response:
+        gw: Gateway = request.app.state.gateway
+        request_id = pipeline.new_request_id(request.headers.get("x-request-id"))
+        try:
+            gw.auth.authenticate(request.headers)
+            response = await handler(request, gw)
+        except GatewayError as err:
+            return error_response(err, request_id)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    return wrapper
+
+
+@_authorized
+async def list_models(request: Request, gw: Gateway) -> Response:
+    return JSONBytesResponse(gw.models.list_models())
+
+
+@_authorized
+async def get_model(request: Request, gw: Gateway) -> Response:
+    name = request.path_params["model"]
+    gw.models.group(name)
+    return JSONBytesResponse(gw.models.model_object(name))
+
+
+def routes() -> list[Route]:
+    out = []
+    for prefix in ("/v1", ""):
+        out += [
+            Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/completions", completions, methods=["POST"]),
+            Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model:path}}", get_model, methods=["GET"]),
+        ]
+    return out

@@ -1,0 +1,3 @@
+from .client import HTTPTransport
+
+__all__ = ["HTTPTransport"]
