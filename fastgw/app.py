@@ -15,7 +15,7 @@ from .config import LoadedConfig, load_config
 from .errors import GatewayError
 from .gateway import Gateway
 from .responses import error_response
-from .routes import health, openai
+from .routes import health, messages, openai
 
 log = logging.getLogger("fastgw")
 
@@ -36,7 +36,7 @@ def create_app(loaded: LoadedConfig | None = None) -> Starlette:
             await gateway.stop()
 
     app = Starlette(
-        routes=[*openai.routes(), *health.routes()],
+        routes=[*openai.routes(), *messages.routes(), *health.routes()],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

@@ -15,7 +15,10 @@ from .auth import Principal
 from .config.schema import Deployment
 from .errors import GatewayError
 from .gateway import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Gateway
+from .providers.anthropic import AnthropicProvider
+from .providers.anthropic.stream import messages_response_usage
 from .providers.base import Provider, StreamDecoder, UpstreamRequest, UpstreamResponse
+from .providers.openai_compat import parse_json_object
 from .usage import UsageRecord
 
 MAX_ERROR_BODY = 1024 * 1024
@@ -35,6 +38,11 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     record: UsageRecord = field(init=False)
     response_headers: dict[str, str] = field(default_factory=dict)
+    # Anthropic-format ingress: the client's body translated for non-Anthropic upstreams,
+    # and headers forwarded to Anthropic upstreams (anthropic-beta).
+    openai_body: dict | None = None
+    passthrough_headers: dict[str, str] = field(default_factory=dict)
+    native: bool = False  # the last attempt used the provider's own format end to end
 
     def __post_init__(self) -> None:
         self.record = UsageRecord(
@@ -58,6 +66,13 @@ def _timeouts(dep: Deployment, stream: bool) -> tuple[float, float]:
 
 
 def _build_request(provider: Provider, dep: Deployment, call: Call) -> UpstreamRequest:
+    if call.endpoint == "messages":
+        call.native = isinstance(provider, AnthropicProvider)
+        if call.native:
+            return provider.messages_request(dep, call.body, call.stream,  # type: ignore[attr-defined]
+                                             beta=call.passthrough_headers.get("anthropic-beta"))
+        assert call.openai_body is not None
+        return provider.chat_request(dep, call.openai_body, call.stream)
     if call.endpoint == "chat.completions":
         return provider.chat_request(dep, call.body, call.stream)
     if call.endpoint == "completions":
@@ -67,18 +82,60 @@ def _build_request(provider: Provider, dep: Deployment, call: Call) -> UpstreamR
     raise GatewayError(404, f"unknown endpoint {call.endpoint}", "invalid_request_error", None, "not_found")
 
 
-def _parse_response(provider: Provider, dep: Deployment, call: Call, data: bytes) -> dict:
-    if call.endpoint == "chat.completions":
-        return provider.chat_response(dep, data)
-    if call.endpoint == "completions":
-        return provider.completions_response(dep, data)
-    return provider.embeddings_response(dep, data, call.body)
+def _parse_response(provider: Provider, dep: Deployment, call: Call, data: bytes) -> tuple[dict, dict | None]:
+    """The response (OpenAI-shaped, or Anthropic-shaped on the native path) and its OpenAI usage."""
+    if call.native:
+        result = parse_json_object(provider.name, data)
+        return result, messages_response_usage(data)
+    if call.endpoint in ("chat.completions", "messages"):
+        result = provider.chat_response(dep, data)
+    elif call.endpoint == "completions":
+        result = provider.completions_response(dep, data)
+    else:
+        result = provider.embeddings_response(dep, data, call.body)
+    usage = result.get("usage")
+    return result, usage if isinstance(usage, dict) else None
 
 
 def _stream_decoder(provider: Provider, dep: Deployment, call: Call) -> StreamDecoder:
+    if call.native:
+        return PassthroughDecoder(provider.messages_stream_decoder(dep))  # type: ignore[attr-defined]
     if call.endpoint == "completions":
         return provider.completions_stream_decoder(dep, call.body)
+    if call.endpoint == "messages":
+        return provider.chat_stream_decoder(dep, call.openai_body or {})
     return provider.chat_stream_decoder(dep, call.body)
+
+
+class PassthroughDecoder:
+    """Adapts a byte-for-byte relay decoder to the chunk-list protocol the relay speaks.
+
+    Its "chunks" are raw byte strings. An in-band error was already relayed to the
+    client in its own format, so it is raised marked ``already_sent`` (recorded, not resent).
+    """
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner) -> None:  # noqa: ANN001 - provider-specific relay decoder
+        self.inner = inner
+
+    @property
+    def usage(self) -> dict | None:
+        return self.inner.usage
+
+    def feed(self, data: bytes) -> list:
+        out = self.inner.feed(data)
+        return [out] if out else []
+
+    def close(self) -> list:
+        self.inner.close()
+        error = getattr(self.inner, "error", None)
+        if error is not None:
+            err = error if isinstance(error, GatewayError) else GatewayError(
+                502, str(error), "api_error", None, "upstream_stream_error")
+            err.already_sent = True  # type: ignore[attr-defined]
+            raise err
+        return []
 
 
 async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call) -> UpstreamResponse:
@@ -117,8 +174,8 @@ async def complete(gw: Gateway, call: Call) -> dict:
         data = await response.read()
     finally:
         response.close()
-    result = _parse_response(provider, dep, call, data)
-    call.record.set_usage(result.get("usage") if isinstance(result.get("usage"), dict) else None)
+    result, usage = _parse_response(provider, dep, call, data)
+    call.record.set_usage(usage)
     _note_deployment(call, dep)
     return result
 

@@ -4,14 +4,18 @@ Adding a provider means adding its module and one line below; nothing else chang
 """
 from __future__ import annotations
 
+from .anthropic import AnthropicProvider
 from .azure import AzureProvider
 from .base import Provider
+from .bedrock import BedrockProvider
 from .mock import MockProvider
 from .openai_compat import PRESETS
 
 PROVIDERS: dict[str, type[Provider]] = {
     **PRESETS,
+    "anthropic": AnthropicProvider,
     "azure": AzureProvider,
+    "bedrock": BedrockProvider,
     "mock": MockProvider,
 }
 # Until the native Ollama module lands, "ollama/" uses Ollama's OpenAI-compatible API.

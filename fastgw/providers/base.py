@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class UpstreamRequest:
+    """``url`` must be fully percent-encoded: transports send it byte for byte."""
+
     method: str
     url: str
     headers: dict[str, str]

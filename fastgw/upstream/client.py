@@ -10,6 +10,7 @@ import asyncio
 from typing import AsyncIterator, Mapping
 
 import aiohttp
+import yarl
 
 from ..errors import GatewayError, upstream_timeout, upstream_unreachable
 from ..providers.base import UpstreamRequest
@@ -88,8 +89,10 @@ class HTTPTransport:
         host = _host_of(request.url)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         try:
+            # Providers build URLs already percent-encoded (SigV4 signs the encoded path), so
+            # yarl must not normalise them (it would turn %3A back into ':').
             response = await self._session.request(
-                request.method, request.url, data=request.body, headers=request.headers, timeout=timeout,
+                request.method, yarl.URL(request.url, encoded=True), data=request.body, headers=request.headers, timeout=timeout,
                 allow_redirects=False,
             )
         except asyncio.TimeoutError:

@@ -9,10 +9,12 @@ import argparse
 
 from aiohttp import web
 
+import mock_anthropic
+import mock_bedrock
 import mock_openai
 from common import Recorder
 
-PROVIDER_MODULES = [mock_openai]
+PROVIDER_MODULES = [mock_openai, mock_anthropic, mock_bedrock]
 
 
 def build_app() -> web.Application:
