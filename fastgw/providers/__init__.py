@@ -8,18 +8,24 @@ from .anthropic import AnthropicProvider
 from .azure import AzureProvider
 from .base import Provider
 from .bedrock import BedrockProvider
+from .cohere import CohereProvider
+from .gemini import GeminiProvider
 from .mock import MockProvider
+from .ollama import OllamaProvider
 from .openai_compat import PRESETS
+from .vertex_ai import VertexAIProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     **PRESETS,
     "anthropic": AnthropicProvider,
     "azure": AzureProvider,
     "bedrock": BedrockProvider,
+    "cohere": CohereProvider,
+    "gemini": GeminiProvider,
     "mock": MockProvider,
+    "ollama": OllamaProvider,
+    "vertex_ai": VertexAIProvider,
 }
-# Until the native Ollama module lands, "ollama/" uses Ollama's OpenAI-compatible API.
-PROVIDERS.setdefault("ollama", PRESETS["ollama_chat"])
 
 
 def provider_names() -> list[str]:

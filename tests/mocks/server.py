@@ -11,10 +11,13 @@ from aiohttp import web
 
 import mock_anthropic
 import mock_bedrock
+import mock_cohere
+import mock_gemini
+import mock_ollama
 import mock_openai
 from common import Recorder
 
-PROVIDER_MODULES = [mock_openai, mock_anthropic, mock_bedrock]
+PROVIDER_MODULES = [mock_openai, mock_anthropic, mock_bedrock, mock_gemini, mock_cohere, mock_ollama]
 
 
 def build_app() -> web.Application:

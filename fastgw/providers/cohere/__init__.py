@@ -1,0 +1,4 @@
+"""Cohere v2 native provider."""
+from .provider import CohereProvider
+
+__all__ = ["CohereProvider"]
