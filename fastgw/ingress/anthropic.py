@@ -171,10 +171,24 @@ def messages_to_openai(body: dict, *, extensions: bool = True) -> dict:
             out["thinking"] = thinking
     if extensions and body.get("top_k") is not None:
         out["top_k"] = body["top_k"]
+    response_format = _output_format(body.get("output_config"))
+    if response_format is not None:
+        out["response_format"] = response_format
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def _output_format(config: Any) -> dict | None:
+    """Anthropic structured output (``output_config.format``) -> OpenAI ``response_format``."""
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise GatewayError(400, "output_config.format: only {\"type\": \"json_schema\", \"schema\": {...}} is supported",
+                           "invalid_request_error", "output_config.format", "invalid_value")
+    return {"type": "json_schema", "json_schema": {"name": fmt.get("name") or "output", "schema": fmt["schema"]}}
 
 
 def _has_cache(parts: list[dict]) -> bool:

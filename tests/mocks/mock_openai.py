@@ -4,14 +4,18 @@ Non-streaming chat echoes the transcript body; streams replay ``openai-chat-stre
 (or the tools stream when the request has tools) byte for byte. Scenario options:
 ``error=<transcript .http name>`` answers with that error, ``midstream_error`` replays
 the stream that breaks with an in-band error, ``no_usage`` drops the usage chunk when the
-request did not ask for it (as OpenAI does), ``azure`` replays the Azure stream.
+request did not ask for it (as OpenAI does), ``azure`` replays the Azure stream. Fault
+injection (``fail=429x2``, ``reset_midstream``, ``stall_first_byte=2``, ...): see ``faults.py``.
 """
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from aiohttp import web
 
 from common import Recorder, error_response, scenario, stream_response, transcript
+from faults import before_response, call_number, stream_with_faults
 
 
 def routes(recorder: Recorder) -> list[web.RouteDef]:
@@ -21,15 +25,19 @@ def routes(recorder: Recorder) -> list[web.RouteDef]:
         body = orjson.loads(raw)
         model = body.get("model") or request.match_info.get("deployment", "")
         _, options = scenario(model)
+        n = call_number(recorder, model)
         if "error" in options:
             return error_response(options["error"])
+        failure = await before_response(request, options, n)
+        if failure is not None:
+            return failure
         if body.get("stream"):
             if "midstream_error" in options:
                 name = "openai-chat-stream-midstream-error.sse"
+            elif body.get("tools"):
+                name = "openai-chat-tools-stream.sse"  # also for Azure: there is no Azure tools transcript
             elif "azure" in options or "deployment" in request.match_info:
                 name = "azure-chat-stream.sse"
-            elif body.get("tools"):
-                name = "openai-chat-tools-stream.sse"
             else:
                 name = "openai-chat-stream.sse"
             data = transcript(name)
@@ -37,7 +45,9 @@ def routes(recorder: Recorder) -> list[web.RouteDef]:
                 data = _strip_usage(data)
             if "truncate" in options:
                 data = data[: len(data) // 2]
-            return await stream_response(request, data, "text/event-stream; charset=utf-8", options)
+            return await stream_with_faults(request, data, "text/event-stream; charset=utf-8", options, n)
+        if options.get("stall_first_byte") and n <= int(options.get("times") or n):
+            await asyncio.sleep(float(options["stall_first_byte"]))
         name = "openai-chat-tools.response.json" if body.get("tools") else "openai-chat.response.json"
         return web.Response(body=transcript(name), content_type="application/json")
 
