@@ -10,13 +10,19 @@ import argparse
 import base64
 import gzip
 import random
+import sys
 import time
+from pathlib import Path
 
-import tiktoken
-import tiktoken_ext.openai_public as openai_public
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout with the extension built in place
+    sys.path.insert(0, str(ROOT))
 
-from fastgw import tokens
-from fastgw._core import tokenizer
+import tiktoken  # noqa: E402
+import tiktoken_ext.openai_public as openai_public  # noqa: E402
+
+from fastgw import tokens  # noqa: E402
+from fastgw._core import tokenizer  # noqa: E402
 
 NAMES = ("cl100k_base", "o200k_base")
 

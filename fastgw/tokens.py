@@ -2,7 +2,7 @@
 
 The gateway calls :func:`count_message_tokens` on every chat request to reserve budget before
 the upstream reports usage, so it must be cheap: the BPE work happens in the compiled
-``fastgw._core.tokenizer``, encodings load once (lazily, ~40 ms, from the rank files shipped
+``fastgw._core.tokenizer``, encodings load once (lazily, ~30 ms, from the rank files shipped
 in ``fastgw/data/tokenizers``), and counts of long strings are memoised because chat clients
 resend the whole conversation on every turn.
 
