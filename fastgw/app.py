@@ -8,6 +8,7 @@ from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,7 +16,8 @@ from .config import LoadedConfig, load_config
 from .errors import GatewayError
 from .gateway import Gateway
 from .responses import error_response
-from .routes import health, messages, openai
+from .observability.inflight import InFlightMiddleware
+from .routes import admin, health, messages, metrics, openai, spend, utils
 
 log = logging.getLogger("fastgw")
 
@@ -36,7 +38,9 @@ def create_app(loaded: LoadedConfig | None = None) -> Starlette:
             await gateway.stop()
 
     app = Starlette(
-        routes=[*openai.routes(), *messages.routes(), *health.routes()],
+        routes=[*openai.routes(), *messages.routes(), *health.routes(), *metrics.routes(),
+                *admin.routes(), *spend.routes(), *utils.routes()],
+        middleware=[Middleware(InFlightMiddleware, gauge=gateway.metrics.in_flight)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

@@ -1,19 +1,32 @@
-"""Who is calling: the master key (or an open gateway), checked in constant time."""
+"""Who is calling: the master key, a virtual key (issue 5), or anyone on an open gateway.
+
+The master key is compared in constant time. A virtual key is found by the SHA-256 of
+the presented value in the in-memory key cache (``Governance.resolve``): the lookup is on
+a digest the caller cannot steer, and the stored digest is compared in constant time too.
+No database read happens here, so a database outage never turns a valid key into a 401.
+"""
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from starlette.datastructures import Headers
 
 from .errors import GatewayError
+
+if TYPE_CHECKING:
+    from .governance.cache import Identity
+
+KeyResolver = Callable[[str], "Identity | None"]  # key hash -> identity, None if unknown; raises 401s
 
 
 @dataclass(slots=True, frozen=True)
 class Principal:
     key_hash: str | None  # sha256 hex of the presented key; never the key itself
     is_admin: bool
+    identity: "Identity | None" = None  # a virtual key's key/team/user and limits
 
 
 def hash_key(key: str) -> str:
@@ -36,9 +49,10 @@ def invalid_key() -> GatewayError:
 
 
 class Authenticator:
-    def __init__(self, master_key: str | None) -> None:
+    def __init__(self, master_key: str | None, resolve_key: KeyResolver | None = None) -> None:
         self._master = master_key.encode() if master_key else None
         self._master_hash = hash_key(master_key) if master_key else None
+        self._resolve = resolve_key
 
     @property
     def open(self) -> bool:
@@ -53,4 +67,9 @@ class Authenticator:
                                "invalid_request_error", None, "invalid_api_key")
         if hmac.compare_digest(key.encode(), self._master):
             return Principal(self._master_hash, True)
+        if self._resolve is not None:
+            digest = hash_key(key)
+            identity = self._resolve(digest)
+            if identity is not None and hmac.compare_digest(identity.key.token, digest):
+                return Principal(digest, False, identity)
         raise invalid_key()

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+import uuid
 
 from . import __version__
 from .config import ConfigError, LoadedConfig, load_config
@@ -24,6 +25,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import CONFIG_ENV
+    from .governance.service import INSTANCE_ENV
+    from .observability.logs import LOG_LEVEL_ENV
+    from .observability.multiprocess import prepare_for_workers, remove_dir
 
     loaded = _load_or_exit(args.config)
     for warning in loaded.warnings:
@@ -31,13 +35,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not loaded.config.general_settings.master_key:
         log.warning("no general_settings.master_key set: the gateway accepts requests without a key")
     os.environ[CONFIG_ENV] = os.path.abspath(args.config) if args.config else ""
+    # One id for this run, inherited by every worker: they share one governance counter file
+    # (budgets and rate limits are per instance, not per worker) and a restart starts it afresh.
+    os.environ[INSTANCE_ENV] = uuid.uuid4().hex
+    os.environ[LOG_LEVEL_ENV] = args.log_level
+    metrics_dir = prepare_for_workers(args.workers)  # prometheus multiprocess mode, before workers start
     log.info("fastgw %s serving %d model group(s) from %s on http://%s:%d (%d worker(s))", __version__,
              len({d.model_name for d in loaded.deployments}), loaded.source, args.host, args.port, args.workers)
-    uvicorn.run(
-        "fastgw.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
-        timeout_graceful_shutdown=30, server_header=False,
-    )
+    try:
+        uvicorn.run(
+            "fastgw.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+            loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
+            timeout_graceful_shutdown=30, server_header=False,
+        )
+    finally:
+        remove_dir(metrics_dir)
     return 0
 
 

@@ -1,7 +1,6 @@
 """Model groups: the names clients ask for, each backed by one or more deployments."""
 from __future__ import annotations
 
-import random
 import time
 
 from .config.schema import Deployment
@@ -22,13 +21,6 @@ class ModelRegistry:
             raise GatewayError(404, f"The model '{name}' does not exist or you do not have access to it.",
                                "invalid_request_error", "model", "model_not_found")
         return deployments
-
-    def pick(self, deployments: list[Deployment]) -> Deployment:
-        """Weighted random choice (``weight``, else ``rpm``/``tpm``, else uniform)."""
-        if len(deployments) == 1:
-            return deployments[0]
-        weights = [d.params.weight or d.params.rpm or d.params.tpm or 1 for d in deployments]
-        return random.choices(deployments, weights)[0]
 
     def model_object(self, name: str) -> dict:
         return {"id": name, "object": "model", "created": self.created, "owned_by": "fastgw"}

@@ -1,27 +1,36 @@
 """How one request travels: pick a deployment, call it, account for it.
 
 ``complete`` serves non-streaming calls; ``open_stream`` returns a stream that is not yet
-committed to the client: it has read up to the first chunk, so a failure before that
-point is still a plain HTTP error (and, with the router, a retry or fallback).
+committed to the client: it has read up to the first content chunk, so a failure before
+that point is still a retry, a fallback or a plain HTTP error. Both go through the
+router (``fastgw/router/``): every attempt is accounted for in the usage log.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
+
+import msgspec
 
 from .auth import Principal
 from .config.schema import Deployment
-from .errors import GatewayError
-from .gateway import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Gateway
+from .errors import GatewayError, upstream_timeout
+from .gateway import CONNECT_TIMEOUT, Gateway
 from .providers.anthropic import AnthropicProvider
 from .providers.anthropic.stream import messages_response_usage
 from .providers.base import Provider, StreamDecoder, UpstreamRequest, UpstreamResponse
 from .providers.openai_compat import parse_json_object
+from .router.execute import execute
+from .router.fallbacks import ROUTER_BODY_FIELDS, plan_for, take_request_fallbacks
+from .router.router import Lease
+from .observability.attempts import UpstreamAttempt, begin_attempt
 from .usage import UsageRecord
 
 MAX_ERROR_BODY = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -43,6 +52,11 @@ class Call:
     openai_body: dict | None = None
     passthrough_headers: dict[str, str] = field(default_factory=dict)
     native: bool = False  # the last attempt used the provider's own format end to end
+    admission: object | None = None  # governance: the budget/rate-limit ticket this call holds (issue 5)
+    # Observability (issue 6): each upstream attempt's timeline (trace spans, error metrics),
+    # and the final response when message logging is opted in.
+    attempt_log: list[UpstreamAttempt] = field(default_factory=list)
+    completion: dict | None = None
 
     def __post_init__(self) -> None:
         self.record = UsageRecord(
@@ -58,11 +72,6 @@ def new_request_id(client_value: str | None) -> str:
     if client_value and len(client_value) <= 200 and client_value.isprintable():
         return client_value
     return "req_" + uuid.uuid4().hex
-
-
-def _timeouts(dep: Deployment, stream: bool) -> tuple[float, float]:
-    total = (dep.params.stream_timeout if stream else None) or dep.params.timeout or DEFAULT_TIMEOUT
-    return min(CONNECT_TIMEOUT, total), total
 
 
 def _build_request(provider: Provider, dep: Deployment, call: Call) -> UpstreamRequest:
@@ -138,15 +147,12 @@ class PassthroughDecoder:
         return []
 
 
-async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call) -> UpstreamResponse:
+async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call, attempts: "_AttemptLog",
+                read_timeout: float) -> UpstreamResponse:
     """One upstream attempt up to the response headers; an error status becomes a GatewayError."""
     request = _build_request(provider, dep, call)
-    connect_timeout, read_timeout = _timeouts(dep, call.stream)
-    call.record.attempts += 1
-    call.record.deployment_id = dep.id
-    call.record.provider = dep.provider
-    call.record.upstream_model = dep.model
-    response = await gw.transport_for(provider).send(request, connect_timeout=connect_timeout,
+    attempts.begin(dep)
+    response = await gw.transport_for(provider).send(request, connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
                                                       read_timeout=read_timeout)
     if response.status >= 400:
         try:
@@ -157,32 +163,114 @@ async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call) ->
     return response
 
 
-def _pick(gw: Gateway, call: Call) -> Deployment:
-    return gw.models.pick(gw.models.group(call.model_group))
+def _note_deployment(call: Call, dep: Deployment | None = None) -> None:
+    """What happened, for the client: ``x-fastgw-deployment`` / ``-attempts`` / ``-fallback``."""
+    record = call.record
+    deployment = dep.id if dep is not None else record.deployment_id
+    if deployment:
+        call.response_headers["x-fastgw-deployment"] = deployment
+    call.response_headers["x-fastgw-attempts"] = str(record.attempts)
+    if record.fallback:
+        call.response_headers["x-fastgw-fallback"] = record.fallback
 
 
-def _note_deployment(call: Call, dep: Deployment) -> None:
-    call.response_headers["x-fastgw-deployment"] = dep.id
-    call.response_headers["x-fastgw-attempts"] = str(call.record.attempts)
+@dataclass(slots=True)
+class _AttemptLog:
+    """Accounts for every attempt: ``call.record`` describes the current one.
+
+    When another attempt follows a failed one, the failed one is written as its own row
+    (``retried`` set, ``attempts`` = its ordinal); the request's own row (written by the
+    route) is the last attempt's and carries the total ``attempts``.
+    """
+
+    gw: Gateway
+    call: Call
+    failed: UsageRecord | None = None
+    started: float = 0.0
+
+    def begin(self, dep: Deployment) -> None:
+        if self.failed is not None:
+            self.gw.usage_log.record(self.failed)
+            self.failed = None
+        record = self.call.record
+        record.attempts += 1
+        record.deployment_id = dep.id
+        record.provider = dep.provider
+        record.upstream_model = dep.model
+        record.ttft_ms = None
+        self.started = time.perf_counter()
+        begin_attempt(self.call.attempt_log, dep.id, dep.provider, dep.model)
+
+    def fail(self, err: GatewayError) -> None:
+        record = self.call.record
+        if self.started:  # it reached (or tried to reach) an upstream
+            self.call.attempt_log[-1].fail(err)
+            self.failed = msgspec.structs.replace(
+                record, status=err.status, error_type=err.code or err.type, retried=True,
+                latency_ms=(time.perf_counter() - self.started) * 1000.0)
+        self.started = 0.0
 
 
-async def complete(gw: Gateway, call: Call) -> dict:
-    dep = _pick(gw, call)
-    provider = gw.providers[dep.provider]
-    response = await _send(gw, provider, dep, call)
+async def _routed(gw: Gateway, call: Call, attempt: Callable[..., Awaitable[T]]) -> T:
+    """Run ``attempt`` through the router: retries, fallbacks, headers on success and error."""
+    router = gw.router
+    overrides = take_request_fallbacks(call.body, call.model_group, router.groups)
+    if call.openai_body is not None:
+        for name in ROUTER_BODY_FIELDS:
+            call.openai_body.pop(name, None)
+    plan = plan_for(router.settings, call.model_group, overrides)
+    attempts = _AttemptLog(gw, call)
+
+    async def one(dep: Deployment, lease: Lease, budget: float) -> T:
+        try:
+            return await attempt(gw, call, dep, lease, budget, attempts)
+        except GatewayError as err:
+            attempts.fail(err)
+            raise
+
+    def on_fallback(group: str) -> None:
+        call.record.fallback = group
+
     try:
-        data = await response.read()
-    finally:
-        response.close()
+        return await execute(router, call.model_group, call.stream, plan, one,
+                             call.started + router.request_timeout(), on_fallback)
+    except GatewayError as err:
+        _note_deployment(call)
+        err.headers.update(call.response_headers)
+        raise
+
+
+async def _complete_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lease, budget: float,
+                            attempts: _AttemptLog) -> dict:
+    provider = gw.providers[dep.provider]
+    timeout = min(gw.router.attempt_timeout(dep), budget)
+    try:
+        async with asyncio.timeout(timeout):
+            response = await _send(gw, provider, dep, call, attempts, timeout)
+            try:
+                data = await response.read()
+            finally:
+                response.close()
+    except TimeoutError:
+        raise upstream_timeout(f"deployment {dep.id} did not answer within {timeout:g}s") from None
     result, usage = _parse_response(provider, dep, call, data)
     call.record.set_usage(usage)
+    lease.succeed(call.record.prompt_tokens + call.record.completion_tokens)
     _note_deployment(call, dep)
     return result
 
 
+async def complete(gw: Gateway, call: Call) -> dict:
+    return await _routed(gw, call, _complete_attempt)
+
+
 @dataclass(slots=True)
 class OpenStream:
-    """An upstream stream read up to its first chunk(s); not yet committed to the client."""
+    """An upstream stream read up to its first content chunk; not yet committed to the client.
+
+    ``finish`` (or ``close``) must be called once the relay is done: it releases the
+    connection and tells the router how the deployment did.
+    """
 
     deployment: Deployment
     response: UpstreamResponse
@@ -190,34 +278,93 @@ class OpenStream:
     first_chunks: list[dict]
     rest: AsyncIterator[bytes]
     finished: bool  # the body already ended while looking for the first chunk
+    lease: Lease | None = None
+    idle_timeout: float | None = None  # longest silence between upstream chunks once relayed
+    deadline: float | None = None  # perf_counter() time the whole stream must end by
 
-    def close(self) -> None:
+    def finish(self, error: GatewayError | None, completed: bool, usage: dict | None = None) -> None:
+        if self.lease is not None:
+            tokens = int((usage or {}).get("total_tokens") or 0)
+            if completed:
+                self.lease.succeed(tokens, streamed=True)
+            elif error is not None:
+                self.lease.fail(error, tokens)
+            else:
+                self.lease.release()
         self.response.close()
 
+    def close(self) -> None:
+        self.finish(None, False)
 
-async def open_stream(gw: Gateway, call: Call) -> OpenStream:
-    dep = _pick(gw, call)
+
+# A stream is committed at its first chunk that carries content; role-only preambles are
+# held back (up to this many chunks) so a failure right after them still fails over.
+MAX_HELD_CHUNKS = 32
+
+
+def _has_content(chunk: object) -> bool:
+    if not isinstance(chunk, dict):
+        return True  # raw pass-through bytes: cannot tell, commit
+    choices = chunk.get("choices")
+    if not choices:
+        return bool(chunk.get("usage"))
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return True
+        if choice.get("finish_reason") or choice.get("text"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            for key, value in delta.items():
+                if key != "role" and value not in (None, "", [], {}):
+                    return True
+    return False
+
+
+async def _stream_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lease, budget: float,
+                          attempts: _AttemptLog) -> OpenStream:
+    router = gw.router
     provider = gw.providers[dep.provider]
-    response = await _send(gw, provider, dep, call)
-    decoder = _stream_decoder(provider, dep, call)
-    body = response.iter_chunks().__aiter__()
+    first_token = min(router.first_token_timeout(dep), budget)
+    idle = router.idle_timeout(dep)
+    response: UpstreamResponse | None = None
     chunks: list[dict] = []
     finished = False
     try:
-        while not chunks:
-            try:
-                data = await body.__anext__()
-            except StopAsyncIteration:
-                chunks.extend(decoder.close())
-                finished = True
-                break
-            chunks.extend(decoder.feed(data))
+        async with asyncio.timeout(first_token):
+            # The transport's own read timeout is only a backstop behind these two timers.
+            response = await _send(gw, provider, dep, call, attempts, max(first_token, idle) + 1.0)
+            decoder = _stream_decoder(provider, dep, call)
+            body = response.iter_chunks().__aiter__()
+            committed = False
+            while not committed and len(chunks) < MAX_HELD_CHUNKS:
+                try:
+                    data = await body.__anext__()
+                except StopAsyncIteration:
+                    chunks.extend(decoder.close())
+                    finished = True
+                    break
+                new = decoder.feed(data)
+                if new:
+                    chunks.extend(new)
+                    committed = any(_has_content(c) for c in new)
+    except TimeoutError:
+        if response is not None:
+            response.close()
+        raise upstream_timeout(f"deployment {dep.id} sent no first token within {first_token:g}s") from None
     except BaseException:
-        response.close()
+        if response is not None:
+            response.close()
         raise
+    lease.first_token()
     call.record.ttft_ms = call.elapsed_ms()
     _note_deployment(call, dep)
-    return OpenStream(dep, response, decoder, chunks, body, finished)
+    deadline = call.started + router.settings.timeout if router.settings.timeout else None
+    return OpenStream(dep, response, decoder, chunks, body, finished, lease, idle, deadline)
+
+
+async def open_stream(gw: Gateway, call: Call) -> OpenStream:
+    return await _routed(gw, call, _stream_attempt)
 
 
 def finish_record(gw: Gateway, call: Call, status: int, error: GatewayError | None = None,
@@ -229,7 +376,9 @@ def finish_record(gw: Gateway, call: Call, status: int, error: GatewayError | No
         record.error_type = error.code or error.type
     if error_type is not None:
         record.error_type = error_type
+    gw.governance.settle(call)  # cost + x-fastgw-cost; the reservation becomes the actual cost, once
     gw.usage_log.record(record)
+    gw.observer.observe(call)  # metrics, access log, traces, webhook (fastgw/observability)
 
 
 ChunkEncoder = Callable[[dict], bytes]

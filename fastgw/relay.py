@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+import time
+from typing import Callable, Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from .errors import GatewayError
+from .errors import GatewayError, upstream_timeout
 from .gateway import Gateway
 from .pipeline import Call, OpenStream, finish_record
+from .router.watchdog import DEADLINE, StreamWatchdog
 
 log = logging.getLogger("fastgw.relay")
 
@@ -31,11 +33,12 @@ class StreamEncoder(Protocol):
 class OpenAIChunkEncoder:
     """Chat/text completion chunks as OpenAI sends them, under the client's model name."""
 
-    __slots__ = ("model", "include_usage")
+    __slots__ = ("model", "include_usage", "on_usage")
 
-    def __init__(self, model: str, include_usage: bool) -> None:
+    def __init__(self, model: str, include_usage: bool, on_usage: Callable[[dict], dict] | None = None) -> None:
         self.model = model
         self.include_usage = include_usage
+        self.on_usage = on_usage  # governance: adds ``cost`` to the usage chunk the client asked for
 
     def feed(self, chunk: dict) -> bytes:
         if "model" in chunk:
@@ -44,6 +47,8 @@ class OpenAIChunkEncoder:
             if not chunk.get("choices") and chunk.get("usage"):
                 return b""  # the usage chunk the gateway asked for on its own behalf
             chunk.pop("usage", None)
+        elif self.on_usage is not None and not chunk.get("choices") and isinstance(chunk.get("usage"), dict):
+            chunk = {**chunk, "usage": self.on_usage(chunk["usage"])}  # a copy: cached chunks stay as sent upstream
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def finish(self) -> bytes:
@@ -61,6 +66,7 @@ class SSERelayResponse:
         self.call = call
         self.stream = stream
         self.encoder = encoder
+        self.relayed = 0  # chunks sent to the client: the completion-token estimate if the stream breaks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         call = self.call
@@ -84,9 +90,11 @@ class SSERelayResponse:
                 relay.result()
         finally:
             watcher.cancel()
-            self.stream.close()
             status, error, error_type = outcome[0] or (499, None, "client_disconnected")
             usage = self.stream.decoder.usage
+            if usage is None and error is not None:
+                usage = _partial_usage(call, self.relayed)
+            self.stream.finish(error, status == 200 and error is None, usage)
             call.record.set_usage(usage)
             finish_record(self.gw, call, status, error, error_type)
 
@@ -95,17 +103,33 @@ class SSERelayResponse:
         stream = self.stream
         decoder = stream.decoder
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        watchdog = _watchdog(stream)
         try:
             out = b"".join([encoder.feed(c) for c in stream.first_chunks])
+            self.relayed = len(stream.first_chunks)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             if not stream.finished:
-                async for data in stream.rest:
-                    chunks = decoder.feed(data)
-                    if chunks:
-                        out = b"".join([encoder.feed(c) for c in chunks])
-                        if out:
-                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                if watchdog is not None:
+                    watchdog.start()
+                try:
+                    async for data in stream.rest:
+                        chunks = decoder.feed(data)
+                        if chunks:
+                            self.relayed += len(chunks)
+                            out = b"".join([encoder.feed(c) for c in chunks])
+                            if out:
+                                await send({"type": "http.response.body", "body": out, "more_body": True})
+                        if watchdog is not None:
+                            watchdog.touch()  # after the send: a slow client is not an idle upstream
+                except asyncio.CancelledError:
+                    if watchdog is None or watchdog.fired is None:
+                        raise
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    raise _stream_timeout(stream, watchdog.fired) from None
+                finally:
+                    if watchdog is not None:
+                        watchdog.stop()
                 tail = decoder.close()
                 out = b"".join([encoder.feed(c) for c in tail])
                 if out:
@@ -124,6 +148,40 @@ class SSERelayResponse:
             return
         outcome[0] = (200, None, None)
         await send({"type": "http.response.body", "body": encoder.finish(), "more_body": False})
+
+
+def _watchdog(stream: OpenStream) -> StreamWatchdog | None:
+    if stream.idle_timeout is None and stream.deadline is None:
+        return None
+    loop_deadline = None
+    if stream.deadline is not None:
+        loop_deadline = asyncio.get_running_loop().time() + (stream.deadline - time.perf_counter())
+    return StreamWatchdog(stream.idle_timeout or float("inf"), loop_deadline)
+
+
+def _stream_timeout(stream: OpenStream, reason: str) -> GatewayError:
+    if reason == DEADLINE:
+        message = f"deployment {stream.deployment.id}: the stream did not finish within the request timeout"
+    else:
+        message = f"deployment {stream.deployment.id} sent nothing for {stream.idle_timeout:g}s mid-stream"
+    return upstream_timeout(message)
+
+
+def _partial_usage(call: Call, relayed: int) -> dict | None:
+    """The upstream never reported usage for a broken stream: estimate it (prompt counted
+    locally, completion as one token per relayed chunk) so the row is not zero."""
+    if not relayed:
+        return None
+    prompt = 0
+    messages = call.body.get("messages") if call.openai_body is None else call.openai_body.get("messages")
+    if isinstance(messages, list):
+        try:
+            from .tokens import count_message_tokens
+
+            prompt = count_message_tokens(call.record.upstream_model or "gpt-4o", messages).tokens
+        except Exception:  # the estimate is best effort; the error row is written regardless
+            prompt = 0
+    return {"prompt_tokens": prompt, "completion_tokens": relayed, "total_tokens": prompt + relayed}
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -26,7 +26,7 @@ def gw(start_gateway, mock_upstream):
             openai_deployment("random-split", mock_upstream, model="gpt-4o-mini@split=random"),
             openai_deployment("rate-limited", mock_upstream, model="x@error=openai-error-429-rate-limit.http"),
             openai_deployment("ctx-too-long", mock_upstream, model="x@error=openai-error-400-context-length.http"),
-            openai_deployment("broken-stream", mock_upstream, model="gpt-4o-mini@midstream_error@split=300@delay=0.02"),
+            openai_deployment("broken-stream", mock_upstream, model="gpt-4o-mini@midstream_error@split=100@delay=0.02"),
             openai_deployment("broken-early", mock_upstream, model="gpt-4o-mini@midstream_error"),
             openai_deployment("truncated", mock_upstream, model="gpt-4o-mini@truncate"),
             openai_deployment("embed", mock_upstream, model="text-embedding-3-small"),

@@ -16,7 +16,11 @@ from typing import Any
 import msgspec
 import yaml
 
+from ..cache.policy import CACHE_LITELLM_SETTINGS, CacheSettingsError, parse_cache_settings
+from ..observability.settings import (OBSERVABILITY_GENERAL_SETTINGS, OBSERVABILITY_LITELLM_SETTINGS,
+                                      ObservabilitySettingsError, parse_observability_settings)
 from ..providers import PROVIDERS
+from ..router.settings import GENERAL_SETTINGS, LITELLM_SETTINGS, ROUTER_SETTINGS, parse_router_settings
 from .schema import Config, Deployment, LitellmParams
 
 ENV_PREFIX = "os.environ/"
@@ -24,9 +28,12 @@ ENV_PREFIX = "os.environ/"
 # Settings fastgw acts on. Anything else in these sections is kept and reported once.
 SUPPORTED_SETTINGS: dict[str, set[str]] = {
     "general_settings": {"master_key", "database_url", "max_request_size_mb", "usage_log_queue_size",
-                         "usage_log_batch_size", "usage_log_flush_interval"},
-    "router_settings": set(),
-    "litellm_settings": {"drop_params", "request_timeout"},
+                         "usage_log_batch_size", "usage_log_flush_interval",
+                         "budget_unpriced_models", "governance_counter_slots", *GENERAL_SETTINGS,
+                         *OBSERVABILITY_GENERAL_SETTINGS},
+    "router_settings": set(ROUTER_SETTINGS),
+    "litellm_settings": {"drop_params", "request_timeout", *LITELLM_SETTINGS, *CACHE_LITELLM_SETTINGS,
+                         *OBSERVABILITY_LITELLM_SETTINGS},
 }
 
 # Models named without a "provider/" prefix, as LiteLLM accepts them.
@@ -91,6 +98,8 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     warnings = _unsupported_settings(raw)
     deployments = _deployments(config, raw)
     _check_general(config)
+    _check_router(config, deployments)
+    warnings += _check_cache_and_observability(config, env)
     return LoadedConfig(config, deployments, source, warnings)
 
 
@@ -181,6 +190,23 @@ def _deployments(config: Config, raw: dict) -> list[Deployment]:
     return out
 
 
+def _check_router(config: Config, deployments: list[Deployment]) -> None:
+    try:
+        parse_router_settings(config.router_settings, config.litellm_settings, msgspec.structs.asdict(
+            config.general_settings), {d.model_name for d in deployments})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_cache_and_observability(config: Config, env: Any) -> list[str]:
+    """Issue 6's settings: errors become ConfigErrors; returns warnings (unknown callbacks)."""
+    try:
+        parse_cache_settings(config.litellm_settings, env)
+        return parse_observability_settings(config, env).warnings
+    except (CacheSettingsError, ObservabilitySettingsError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_general(config: Config) -> None:
     url = config.general_settings.database_url
     if url is not None and not url.startswith("sqlite:///"):
@@ -190,3 +216,8 @@ def _check_general(config: Config) -> None:
         )
     if config.general_settings.max_request_size_mb <= 0:
         raise ConfigError("general_settings.max_request_size_mb: must be greater than 0")
+    if config.general_settings.budget_unpriced_models not in ("deny", "allow"):
+        raise ConfigError('general_settings.budget_unpriced_models: must be "deny" or "allow"')
+    slots = config.general_settings.governance_counter_slots
+    if slots < 64 or slots & (slots - 1):
+        raise ConfigError("general_settings.governance_counter_slots: must be a power of two, at least 64")

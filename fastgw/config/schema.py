@@ -67,6 +67,20 @@ class GeneralSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False)
     usage_log_queue_size: int = 100_000
     usage_log_batch_size: int = 500
     usage_log_flush_interval: float = 0.2
+    # governance (issue 5): may a key with a budget call a model that has no price? ("deny" | "allow")
+    budget_unpriced_models: str = "deny"
+    governance_counter_slots: int = 65536  # keys + teams + users one instance can count (a power of two)
+    background_health_checks: bool = False
+    health_check_interval: float = 300.0
+    # observability (fastgw's own names; see fastgw/observability/settings.py)
+    log_level: str | None = None
+    access_log: bool = True
+    webhook_url: str | None = None
+    webhook_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    webhook_batch_size: int = 100
+    webhook_flush_interval: float = 1.0
+    webhook_queue_size: int = 10_000
+    webhook_max_retries: int = 5
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):

@@ -78,9 +78,11 @@ async def messages(request: Request) -> Response:
     call: Call | None = None
     try:
         call, body = await _prepare(request, gw, request_id)
+        gw.governance.admit(call)  # governance: model access, budget reservation, rate limits (or raise)
         model = call.model_group
         if call.stream:
             opened = await pipeline.open_stream(gw, call)
+            gw.governance.for_stream(call)  # governance: x-fastgw-unpriced before the headers go out
             encoder = RawEncoder() if call.native else MessagesStreamEncoder(model)
             return SSERelayResponse(gw, call, opened, encoder)  # type: ignore[return-value]
         result = await pipeline.complete(gw, call)
@@ -91,7 +93,11 @@ async def messages(request: Request) -> Response:
     except GatewayError as err:
         if call is not None and call.record.attempts:
             pipeline.finish_record(gw, call, err.status, err)
+        gw.governance.release(call)  # governance: free a reservation no record settled
         return _error(err, request_id)
+    except BaseException:
+        gw.governance.release(call)  # governance: a crash or cancellation must not leak a reservation
+        raise
 
 
 async def count_tokens(request: Request) -> Response:

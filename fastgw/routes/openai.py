@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import pipeline, validation
+from ..cache import serve as response_cache
 from ..errors import GatewayError
 from ..gateway import Gateway
 from ..pipeline import Call
@@ -33,18 +34,32 @@ async def _serve(request: Request, endpoint: str, validate: Validator) -> Respon
         stream = bool(body.get("stream")) and endpoint != "embeddings"
         call = Call(endpoint=endpoint, body=body, model_group=model, principal=principal, request_id=request_id,
                     stream=stream, include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
+        gw.governance.admit(call)  # governance: model access, budget reservation, rate limits (or raise)
+        cache_plan = response_cache.begin(gw, call, request.headers)  # strips body["cache"]
+        cached = await response_cache.serve_hit(gw, call, cache_plan)
+        if cached is not None:
+            return cached
         if stream:
             opened = await pipeline.open_stream(gw, call)
-            return SSERelayResponse(gw, call, opened, OpenAIChunkEncoder(model, call.include_usage))  # type: ignore[return-value]
+            priced = gw.governance.for_stream(call)  # governance: x-fastgw-unpriced, usage.cost
+            encoder = response_cache.capture(gw, call, cache_plan, OpenAIChunkEncoder(model, call.include_usage, priced))
+            return SSERelayResponse(gw, call, opened, encoder)  # type: ignore[return-value]
         result = await pipeline.complete(gw, call)
         result["model"] = model
+        await response_cache.keep(gw, call, cache_plan, result)
         pipeline.finish_record(gw, call, 200)
         headers = {"x-request-id": request_id, **call.response_headers}
         return JSONBytesResponse(result, 200, headers)
     except GatewayError as err:
         if call is not None and call.record.attempts:
             pipeline.finish_record(gw, call, err.status, err)
+        else:
+            gw.observer.rejected(endpoint, request_id, call, err)  # never reached a provider: metrics + access log
+        gw.governance.release(call)  # governance: free a reservation no record settled
         return error_response(err, request_id)
+    except BaseException:
+        gw.governance.release(call)  # governance: a crash or cancellation must not leak a reservation
+        raise
 
 
 async def chat_completions(request: Request) -> Response:

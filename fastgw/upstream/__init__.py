@@ -1,3 +1,4 @@
 from .client import HTTPTransport
+from .fast import AutoTransport, FastTransport
 
-__all__ = ["HTTPTransport"]
+__all__ = ["AutoTransport", "FastTransport", "HTTPTransport"]

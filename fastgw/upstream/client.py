@@ -63,9 +63,10 @@ class AiohttpResponse:
 class HTTPTransport:
     """The network transport; created on start-up inside the running loop."""
 
-    def __init__(self, limit_per_host: int = 0, keepalive_timeout: float = 30.0) -> None:
+    def __init__(self, limit_per_host: int = 0, keepalive_timeout: float = 30.0, trust_env: bool = False) -> None:
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
+        self._trust_env = trust_env  # True: honour HTTP(S)_PROXY / NO_PROXY from the environment
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -75,7 +76,7 @@ class HTTPTransport:
         )
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-            read_bufsize=_READ_SIZE,
+            read_bufsize=_READ_SIZE, trust_env=self._trust_env,
         )
 
     async def close(self) -> None:

@@ -10,9 +10,11 @@ import asyncio
 import logging
 import os
 import time
+from typing import Callable
 
 import aiosqlite
 
+from . import rollup
 from .record import COLUMNS, UsageRecord
 
 log = logging.getLogger("fastgw.usage")
@@ -22,6 +24,10 @@ _SQL_TYPES = {
     "latency_ms": "REAL", "ttft_ms": "REAL", "stream": "INTEGER NOT NULL", "attempts": "INTEGER NOT NULL",
     "prompt_tokens": "INTEGER NOT NULL", "completion_tokens": "INTEGER NOT NULL", "cached_tokens": "INTEGER NOT NULL",
     "cache_creation_tokens": "INTEGER NOT NULL", "reasoning_tokens": "INTEGER NOT NULL",
+    "retried": "INTEGER NOT NULL DEFAULT 0",
+    "cost": "REAL", "input_cost": "REAL", "output_cost": "REAL", "cache_read_cost": "REAL",
+    "cache_creation_cost": "REAL", "unpriced": "INTEGER NOT NULL DEFAULT 0",
+    "cache_hit": "INTEGER NOT NULL DEFAULT 0",
 }
 
 SCHEMA = (
@@ -32,6 +38,11 @@ SCHEMA = (
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS usage_log_ts ON usage_log (ts)",
     "CREATE INDEX IF NOT EXISTS usage_log_request_id ON usage_log (request_id)",
+    # spend logs filtered by key, team, user or model over a time range; budget rebuilds at start-up
+    "CREATE INDEX IF NOT EXISTS usage_log_key_ts ON usage_log (key_hash, ts)",
+    "CREATE INDEX IF NOT EXISTS usage_log_team_ts ON usage_log (team_id, ts) WHERE team_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS usage_log_user_ts ON usage_log (user_id, ts) WHERE user_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS usage_log_model_ts ON usage_log (model_group, ts)",
 )
 INSERT = f"INSERT INTO usage_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
@@ -51,12 +62,19 @@ class UsageLog:
         self.written = 0
         self.write_errors = 0
         self.last_error: str | None = None
+        self.pricer: Callable[[UsageRecord], None] | None = None  # fills in a row's cost (governance)
+        self._inode: int | None = None
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize() + len(self._pending)
 
     def record(self, row: UsageRecord) -> None:
+        if self.pricer is not None:
+            try:
+                self.pricer(row)
+            except Exception:  # pricing must never cost the row
+                log.exception("pricing the usage row of request %s failed", row.request_id)
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
@@ -75,10 +93,13 @@ class UsageLog:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(SCHEMA)
+        await _add_missing_columns(db)
         for statement in INDEXES:
             await db.execute(statement)
+        await _create_rollups(db)
         await db.commit()
         self._db = db
+        self._inode = os.stat(self.path).st_ino
 
     async def _run(self) -> None:
         while True:
@@ -114,12 +135,16 @@ class UsageLog:
         if not rows:
             return True
         try:
-            if self._db is None or not os.path.exists(self.path):
+            if self._db is None or self._file_replaced():
                 await self._reconnect()
             assert self._db is not None
             await self._db.executemany(INSERT, rows)
+            daily, totals = rollup.aggregate(rows)  # same transaction: rollups never drift from rows
+            await self._db.executemany(rollup.UPSERT_DAILY, daily)
+            await self._db.executemany(rollup.UPSERT_TOTALS, totals)
             await self._db.commit()
         except Exception as exc:  # any database failure: keep the rows, report, retry
+            await self._rollback()  # a half-done batch must not be committed twice by the retry
             self.write_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("usage log write failed (%d rows kept for retry): %s", len(rows), self.last_error)
@@ -129,6 +154,20 @@ class UsageLog:
         self.write_errors = 0
         self.last_error = None
         return True
+
+    def _file_replaced(self) -> bool:
+        """Deleted or replaced under the open connection (rows would go to an unlinked file)."""
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except FileNotFoundError:
+            return True
+
+    async def _rollback(self) -> None:
+        if self._db is not None:
+            try:
+                await self._db.rollback()
+            except Exception:
+                pass
 
     async def _reconnect(self) -> None:
         if self._db is not None:
@@ -170,6 +209,27 @@ class UsageLog:
 
     def healthy(self) -> bool:
         return self.last_error is None
+
+
+async def _add_missing_columns(db: aiosqlite.Connection) -> None:
+    """A database written by an older fastgw lacks newer columns: add them (NULL/default in old rows)."""
+    async with db.execute("PRAGMA table_info(usage_log)") as cursor:
+        present = {row[1] for row in await cursor.fetchall()}
+    for col in COLUMNS:
+        if col not in present:
+            sql_type = _SQL_TYPES.get(col, "TEXT").replace(" NOT NULL", "")
+            await db.execute(f"ALTER TABLE usage_log ADD COLUMN {col} {sql_type}")
+
+
+async def _create_rollups(db: aiosqlite.Connection) -> None:
+    """Create the spend rollups; on a database that predates them, fill them from the rows."""
+    async with db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend_daily'") as cursor:
+        existed = await cursor.fetchone() is not None
+    for statement in rollup.SCHEMA:
+        await db.execute(statement)
+    if not existed:
+        for statement in rollup.BACKFILL:
+            await db.execute(statement)
 
 
 def _row(record: UsageRecord) -> tuple:

@@ -1,0 +1,92 @@
+"""Built-in fast mock upstream: raw uvloop protocols + httptools, keep-alive, fixed answers.
+
+Used when nginx cannot be installed. Paths containing ``/sse/`` answer the 100-chunk SSE
+stream, everything else the fixed chat.completion JSON. ``--chunked`` sends the stream with
+``Transfer-Encoding: chunked`` (one HTTP chunk per SSE event, all written at once) instead
+of a Content-Length body.
+
+Run: python benchmarks/fast_mock.py --port 9001 [--chunked]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+import httptools
+import uvloop
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mockdata  # noqa: E402
+
+
+def _fixed(body: bytes, content_type: bytes) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: keep-alive\r\n\r\n" + body)
+
+
+def _chunked(events: list[bytes], content_type: bytes) -> bytes:
+    out = [b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: keep-alive\r\n\r\n"]
+    for event in events:
+        out.append(b"%x\r\n%s\r\n" % (len(event), event))
+    out.append(b"0\r\n\r\n")
+    return b"".join(out)
+
+
+class MockProtocol(asyncio.Protocol):
+    __slots__ = ("transport", "parser", "url", "json_answer", "sse_answer")
+
+    def __init__(self, json_answer: bytes, sse_answer: bytes) -> None:
+        self.transport = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.json_answer = json_answer
+        self.sse_answer = sse_answer
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+
+    def on_message_complete(self) -> None:
+        self.transport.write(self.sse_answer if b"/sse/" in self.url else self.json_answer)
+        if not self.parser.should_keep_alive():
+            self.transport.close()
+
+
+async def serve(port: int, chunked: bool, host: str = "127.0.0.1") -> None:
+    json_answer = _fixed(mockdata.CHAT_JSON, b"application/json")
+    events = mockdata.stream_events(100)
+    sse_type = b"text/event-stream; charset=utf-8"
+    sse_answer = _chunked(events, sse_type) if chunked else _fixed(b"".join(events), sse_type)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: MockProtocol(json_answer, sse_answer), host, port, backlog=4096,
+                                      reuse_address=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--chunked", action="store_true")
+    args = parser.parse_args()
+    uvloop.run(serve(args.port, args.chunked, args.host))
+
+
+if __name__ == "__main__":
+    main()

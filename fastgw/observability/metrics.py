@@ -1,0 +1,143 @@
+"""Prometheus metrics, owned by the Gateway object (no process-global registry).
+
+Each ``Gateway`` builds one :class:`GatewayMetrics` with its own ``CollectorRegistry``,
+so tests and embedders can run several gateways in one process without clashes. With
+``--workers N`` prometheus-client's multiprocess mode (chosen by the
+``PROMETHEUS_MULTIPROC_DIR`` environment variable that ``fastgw serve`` sets before the
+workers start) writes every value to per-process files, and ``/metrics`` merges them.
+
+Labels carry names an operator chose (model groups, deployment ids, key aliases),
+never keys, key hashes or prompt text.
+
+Router API (call from retry/fallback/cooldown code; all label values are plain names)::
+
+    gw.metrics.record_retry(model_group, deployment_id, reason)
+    gw.metrics.record_fallback(from_model_group, to_model_group, reason)
+    gw.metrics.record_cooldown(model_group, deployment_id, reason)
+    gw.metrics.set_cooling_down(model_group, deployment_id, cooling)   # bool
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from ..pipeline import Call
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+NOT_UPSTREAM_ERRORS = frozenset({"client_disconnected"})
+# Where the governance work keeps a request's cost (USD) on the usage record.
+COST_FIELDS = ("cost",)
+
+
+def key_alias(call: "Call") -> str:
+    """The key's operator-given alias (set on the record by governance), or "" (never the key or its hash)."""
+    alias = getattr(call.record, "key_alias", None) or getattr(call.principal, "key_alias", None)
+    return alias if isinstance(alias, str) else ""
+
+
+def record_cost(record: Any) -> float | None:
+    for name in COST_FIELDS:
+        value = getattr(record, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("fastgw_requests", "Finished requests.",
+                                ["endpoint", "model_group", "deployment", "provider", "status", "key_alias"],
+                                registry=r)
+        self.latency = Histogram("fastgw_request_latency_seconds", "Request latency, arrival to last byte.",
+                                 ["endpoint", "model_group"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("fastgw_time_to_first_token_seconds", "Streams: arrival to first chunk.",
+                              ["model_group"], buckets=TTFT_BUCKETS, registry=r)
+        self.tokens = Counter("fastgw_tokens", "Tokens processed by providers (cache hits excluded).",
+                              ["model_group", "provider", "direction"], registry=r)
+        self.spend = Counter("fastgw_spend_usd", "Spend in USD as priced by the gateway.",
+                             ["model_group", "provider", "key_alias"], registry=r)
+        self.cache_hits = Counter("fastgw_cache_hits", "Requests served from the response cache.",
+                                  ["model_group"], registry=r)
+        self.cache_misses = Counter("fastgw_cache_misses", "Cacheable requests not served from the cache.",
+                                    ["model_group"], registry=r)
+        self.cache_errors = Counter("fastgw_cache_backend_errors", "Cache backend failures (served uncached).",
+                                            ["backend", "operation"], registry=r)
+        self.cache_skips = Counter("fastgw_cache_backend_skipped",
+                                             "Cache operations skipped while the backend's circuit is open.",
+                                             ["backend", "operation"], registry=r)
+        self.upstream_errors = Counter("fastgw_upstream_errors", "Failed upstream attempts by error type.",
+                                       ["model_group", "deployment", "provider", "error_type"], registry=r)
+        self.retries = Counter("fastgw_retries", "Upstream retries.", ["model_group", "deployment", "reason"],
+                               registry=r)
+        self.fallbacks = Counter("fastgw_fallbacks", "Fallbacks to another model group.",
+                                 ["from_model_group", "to_model_group", "reason"], registry=r)
+        self.cooldowns = Counter("fastgw_deployment_cooldowns", "Deployments put in cooldown.",
+                                 ["model_group", "deployment", "reason"], registry=r)
+        self.cooling_down = Gauge("fastgw_deployment_cooling_down", "1 while a deployment is cooling down.",
+                                  ["model_group", "deployment"], multiprocess_mode="livemax", registry=r)
+        self.in_flight = Gauge("fastgw_in_flight_requests", "Requests being served now.",
+                               multiprocess_mode="livesum", registry=r)
+        self.usage_log_queue_depth = Gauge("fastgw_usage_log_queue_depth", "Usage rows waiting to be written.",
+                                           multiprocess_mode="livesum", registry=r)
+        self.usage_log_dropped = Counter("fastgw_usage_log_dropped_rows", "Usage rows dropped (queue full).",
+                                         registry=r)
+        self.webhook_sent = Counter("fastgw_webhook_records_sent", "Records delivered to the webhook.", registry=r)
+        self.webhook_dropped = Counter("fastgw_webhook_records_dropped",
+                                       "Records the webhook dropped (queue full or retries exhausted).", registry=r)
+        self._usage_dropped_seen = 0
+
+    # per request ------------------------------------------------------------------
+    def observe(self, call: "Call") -> None:
+        record = call.record
+        group = record.model_group or ""
+        provider = record.provider or ""
+        self.requests.labels(record.endpoint, group, record.deployment_id or "", provider, str(record.status),
+                             key_alias(call)).inc()
+        self.latency.labels(record.endpoint, group).observe(record.latency_ms / 1000.0)
+        if record.ttft_ms is not None:
+            self.ttft.labels(group).observe(record.ttft_ms / 1000.0)
+        if not record.cache_hit:
+            if record.prompt_tokens:
+                self.tokens.labels(group, provider, "input").inc(record.prompt_tokens)
+            if record.completion_tokens:
+                self.tokens.labels(group, provider, "output").inc(record.completion_tokens)
+            cost = record_cost(record)
+            if cost:
+                self.spend.labels(group, provider, key_alias(call)).inc(cost)
+        for attempt in call.attempt_log:
+            if attempt.error_type and attempt.error_type not in NOT_UPSTREAM_ERRORS:
+                self.upstream_errors.labels(group, attempt.deployment_id, attempt.provider, attempt.error_type).inc()
+
+    def cache_lookup(self, model_group: str, hit: bool) -> None:
+        (self.cache_hits if hit else self.cache_misses).labels(model_group).inc()
+
+    def cache_backend_error(self, backend: str, operation: str) -> None:
+        self.cache_errors.labels(backend, operation).inc()
+
+    def cache_backend_skipped(self, backend: str, operation: str) -> None:
+        self.cache_skips.labels(backend, operation).inc()
+
+    def usage_log_state(self, queue_depth: int, dropped_total: int) -> None:
+        """Mirror the usage log's own counters (it counts drops itself; we export the increase)."""
+        self.usage_log_queue_depth.set(queue_depth)
+        if dropped_total > self._usage_dropped_seen:
+            self.usage_log_dropped.inc(dropped_total - self._usage_dropped_seen)
+            self._usage_dropped_seen = dropped_total
+
+    # router API ---------------------------------------------------------------------
+    def record_retry(self, model_group: str, deployment_id: str, reason: str) -> None:
+        self.retries.labels(model_group, deployment_id, reason).inc()
+
+    def record_fallback(self, from_model_group: str, to_model_group: str, reason: str) -> None:
+        self.fallbacks.labels(from_model_group, to_model_group, reason).inc()
+
+    def record_cooldown(self, model_group: str, deployment_id: str, reason: str) -> None:
+        self.cooldowns.labels(model_group, deployment_id, reason).inc()
+
+    def set_cooling_down(self, model_group: str, deployment_id: str, cooling: bool) -> None:
+        self.cooling_down.labels(model_group, deployment_id).set(1 if cooling else 0)

@@ -1,0 +1,124 @@
+"""Everything that happens when a request finishes, behind one call: ``gw.observer.observe(call)``.
+
+Called from ``pipeline.finish_record`` for every request that gets that far (served,
+failed, cache hit, abandoned by the client). Each sink is isolated: a failing sink is
+logged and skipped, it never fails the request or keeps the others from running.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Callable
+
+from . import multiprocess
+from .access_log import AccessLog
+from .attempts import close_open_attempts
+from .logs import configure_logging
+from ..errors import GatewayError
+from .metrics import GatewayMetrics, key_alias
+from .settings import ObservabilitySettings
+from .summary import request_summary
+
+if TYPE_CHECKING:
+    from ..pipeline import Call
+    from ..usage import UsageLog
+    from .tracing import Tracing
+    from .webhook import WebhookShipper
+
+log = logging.getLogger("fastgw.observability")
+
+GAUGE_REFRESH_SECONDS = 1.0
+
+
+class Observer:
+    def __init__(self, settings: ObservabilitySettings, metrics: GatewayMetrics, usage_log: "UsageLog",
+                 tracing: "Tracing | None" = None, webhook: "WebhookShipper | None" = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.usage_log = usage_log
+        self.access_log = AccessLog(settings.include_messages) if settings.access_log else None
+        self.tracing = tracing
+        self.webhook = webhook
+        self._failed_sinks: set[str] = set()
+        self._gauge_task: asyncio.Task | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ObservabilitySettings, metrics: GatewayMetrics,
+                      usage_log: "UsageLog") -> "Observer":
+        configure_logging(settings.log_level, settings.json_logs)
+        tracing = None
+        if settings.tracing:
+            from .tracing import Tracing
+
+            tracing = Tracing.from_env(os.environ)
+        webhook = None
+        if settings.webhook is not None:
+            from .webhook import WebhookShipper
+
+            webhook = WebhookShipper(settings.webhook, on_sent=metrics.webhook_sent.inc,
+                                     on_dropped=metrics.webhook_dropped.inc)
+        return cls(settings, metrics, usage_log, tracing, webhook)
+
+    @property
+    def wants_completion(self) -> bool:
+        """Must the response body be kept on the call (message logging opted in)?"""
+        return self.settings.include_messages
+
+    def observe(self, call: "Call") -> None:
+        self._run("attempts", lambda c: close_open_attempts(c.attempt_log, c.record.status, c.record.error_type), call)
+        self._run("metrics", self.metrics.observe, call)
+        self._run("usage log gauges", lambda _: self.refresh_gauges(), call)
+        if self.access_log is not None:
+            self._run("access log", self.access_log.write, call)
+        if self.tracing is not None:
+            self._run("tracing", self.tracing.record, call)
+        if self.webhook is not None:
+            webhook = self.webhook
+            self._run("webhook", lambda c: webhook.submit(request_summary(c, self.settings.include_messages)), call)
+
+    def rejected(self, endpoint: str, request_id: str, call: "Call | None", err: GatewayError) -> None:
+        """A request refused before any upstream attempt (auth, validation, limits): counted and
+        logged, but no usage row, trace or webhook record (nothing was spent)."""
+        try:
+            group = call.model_group if call is not None else ""
+            alias = key_alias(call) if call is not None else ""
+            self.metrics.requests.labels(endpoint, group, "", "", str(err.status), alias).inc()
+            if self.access_log is not None:
+                self.access_log.write_rejected(endpoint, request_id, group or None, alias or None, err)
+        except Exception:
+            log.exception("observability failed for rejected request %s", request_id)
+
+    def _run(self, sink: str, action: Callable[["Call"], None], call: "Call | None") -> None:
+        try:
+            action(call)  # type: ignore[arg-type]
+        except Exception:
+            if sink not in self._failed_sinks:  # log the first failure of each sink with its traceback
+                self._failed_sinks.add(sink)
+                log.exception("observability sink %s failed (request %s)", sink,
+                              call.request_id if call is not None else "-")
+
+    def refresh_gauges(self) -> None:
+        self.metrics.usage_log_state(self.usage_log.queue_depth, self.usage_log.dropped)
+
+    async def start(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.start()
+        self._gauge_task = asyncio.create_task(self._refresh_gauges_periodically(), name="fastgw-metrics-gauges")
+
+    async def _refresh_gauges_periodically(self) -> None:
+        """With several workers a scrape reaches only one, so each keeps its own gauges fresh."""
+        while True:
+            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+            self._run("usage log gauges", lambda _: self.refresh_gauges(), None)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        if self._gauge_task is not None:
+            self._gauge_task.cancel()
+            await asyncio.gather(self._gauge_task, return_exceptions=True)
+        if self.webhook is not None:
+            await self.webhook.stop()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # flushes spans over HTTP: off the loop
+        self.refresh_gauges()
+        multiprocess.mark_this_worker_dead()

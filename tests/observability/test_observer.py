@@ -1,0 +1,60 @@
+"""The observer: every sink runs, a failing one is isolated, nothing reaches the request."""
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from fastgw.errors import GatewayError
+from fastgw.observability.logs import JsonFormatter, iso_utc
+from fastgw.observability.metrics import GatewayMetrics
+from fastgw.observability.observer import Observer
+from fastgw.observability.settings import ObservabilitySettings
+
+
+class FakeUsageLog:
+    queue_depth = 3
+    dropped = 0
+
+
+class Boom:
+    def record(self, call) -> None:  # noqa: ANN001
+        raise RuntimeError("exporter down")
+
+    def submit(self, record) -> None:  # noqa: ANN001
+        raise RuntimeError("queue gone")
+
+
+def test_a_failing_sink_does_not_stop_the_others_or_raise(make_call):
+    metrics = GatewayMetrics()
+    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog(), tracing=Boom(),  # type: ignore[arg-type]
+                        webhook=Boom())  # type: ignore[arg-type]
+    observer.observe(make_call())
+    observer.observe(make_call())
+    served = metrics.requests.labels("chat.completions", "gpt-4o-mini", "dep-1", "openai", "200", "team-a")
+    assert served._value.get() == 2
+    assert metrics.usage_log_queue_depth._value.get() == 3
+
+
+def test_open_attempt_is_closed_with_the_outcome(make_call):
+    call = make_call(status=502, error_type="stream_truncated")
+    call.attempt_log[-1].end_ns = None
+    call.attempt_log[-1].error_type = None
+    Observer(ObservabilitySettings(access_log=False), GatewayMetrics(), FakeUsageLog()).observe(call)  # type: ignore[arg-type]
+    assert call.attempt_log[-1].end_ns is not None and call.attempt_log[-1].error_type == "stream_truncated"
+
+
+def test_rejected_requests_are_counted(make_call):
+    metrics = GatewayMetrics()
+    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
+    observer.rejected("chat.completions", "r1", None, GatewayError(401, "no", code="invalid_api_key"))
+    observer.rejected("chat.completions", "r2", make_call(), GatewayError(429, "slow down", code="rate_limit"))
+    assert metrics.requests.labels("chat.completions", "", "", "", "401", "")._value.get() == 1
+    assert metrics.requests.labels("chat.completions", "gpt-4o-mini", "", "", "429", "team-a")._value.get() == 1
+
+
+def test_json_formatter():
+    record = logging.LogRecord("fastgw.x", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line == {"ts": iso_utc(record.created), "level": "warning", "logger": "fastgw.x", "message": "hello world"}
+    assert iso_utc(0.5) == "1970-01-01T00:00:00.500Z"
