@@ -114,6 +114,8 @@ class SSERelayResponse:
                     watchdog.start()
                 try:
                     async for data in stream.rest:
+                        if watchdog is not None:
+                            watchdog.pause()
                         chunks = decoder.feed(data)
                         if chunks:
                             self.relayed += len(chunks)
@@ -121,7 +123,7 @@ class SSERelayResponse:
                             if out:
                                 await send({"type": "http.response.body", "body": out, "more_body": True})
                         if watchdog is not None:
-                            watchdog.touch()  # after the send: a slow client is not an idle upstream
+                            watchdog.touch()
                 except asyncio.CancelledError:
                     if watchdog is None or watchdog.fired is None:
                         raise

@@ -91,7 +91,7 @@ class RedisBackend:
                  socket_timeout: float = 0.5) -> None:
         from redis.asyncio import Redis
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        from redis.asyncio.retry import Retry
 
         retry = Retry(NoBackoff(), 0)
         if url:

@@ -1,7 +1,9 @@
 """Inter-chunk idle timeout (and optional deadline) for a stream being relayed.
 
 One timer per stream instead of one per chunk: ``touch()`` only stores the loop time,
-and the timer re-arms itself from the last touch when it fires early. When the upstream
+and the timer re-arms itself from the last touch when it fires early. ``pause()`` stops
+the idle clock while the relay is busy sending to the client (a slow client is not an
+idle upstream) until the next ``touch()``. When the upstream
 has been quiet for ``idle`` seconds (or the deadline passed) it cancels the relaying task
 and says why in ``fired``; the relay turns that cancellation into an error event.
 """
@@ -14,7 +16,7 @@ DEADLINE = "deadline"
 
 
 class StreamWatchdog:
-    __slots__ = ("idle", "deadline", "fired", "_loop", "_task", "_last", "_handle")
+    __slots__ = ("idle", "deadline", "fired", "_loop", "_task", "_last", "_handle", "_paused")
 
     def __init__(self, idle: float, deadline: float | None = None) -> None:
         """``deadline`` is in ``loop.time()`` seconds."""
@@ -25,6 +27,7 @@ class StreamWatchdog:
         self._task: asyncio.Task | None = None
         self._last = 0.0
         self._handle: asyncio.TimerHandle | None = None
+        self._paused = False
 
     def start(self) -> None:
         """Watch the current task from now on."""
@@ -34,8 +37,13 @@ class StreamWatchdog:
         self._arm()
 
     def touch(self) -> None:
+        """Now waiting on the upstream again: the idle clock starts from here."""
+        self._paused = False
         if self._loop is not None:
             self._last = self._loop.time()
+
+    def pause(self) -> None:
+        self._paused = True
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -52,6 +60,8 @@ class StreamWatchdog:
     def _check(self) -> None:
         assert self._loop is not None and self._task is not None
         now = self._loop.time()
+        if self._paused:
+            self._last = now
         if self.deadline is not None and now >= self.deadline:
             self.fired = DEADLINE
         elif now - self._last >= self.idle:

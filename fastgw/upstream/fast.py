@@ -82,9 +82,11 @@ class AutoTransport:
             mode = "auto"
         self.mode = mode
         self.fast = FastTransport()
-        # aiohttp honours the proxy environment variables here (trust_env).
-        self.general = HTTPTransport(trust_env=True)
         self._proxies = _proxied_hosts()
+        # With a proxy configured, aiohttp honours HTTP(S)_PROXY / NO_PROXY (trust_env) for the
+        # URLs it gets. trust_env costs a thread-pool hop per request (netrc lookup), so it is
+        # off otherwise, and in the forced "aiohttp" mode (the transport as it always was).
+        self.general = HTTPTransport(trust_env=bool(self._proxies) and mode == "auto")
         self._choice: dict[str, bool] = {}  # url -> use the compiled client
         self._general_started = False
 
