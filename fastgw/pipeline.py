@@ -119,31 +119,59 @@ def _stream_decoder(provider: Provider, dep: Deployment, call: Call) -> StreamDe
 class PassthroughDecoder:
     """Adapts a byte-for-byte relay decoder to the chunk-list protocol the relay speaks.
 
-    Its "chunks" are raw byte strings. An in-band error was already relayed to the
-    client in its own format, so it is raised marked ``already_sent`` (recorded, not resent).
+    Its "chunks" are raw byte strings. Bytes are held back until the first content event,
+    so that an error before it (an ``error`` event, a truncated stream) can still fail over
+    invisibly. After that, an in-band error has already reached the client in its own
+    format, so it is raised marked ``already_sent`` (recorded, not resent).
     """
 
-    __slots__ = ("inner",)
+    __slots__ = ("inner", "_held", "_committed")
+
+    CONTENT_EVENT = b"content_block_delta"
 
     def __init__(self, inner) -> None:  # noqa: ANN001 - provider-specific relay decoder
         self.inner = inner
+        self._held: list[bytes] = []
+        self._committed = False
 
     @property
     def usage(self) -> dict | None:
         return self.inner.usage
 
+    def _error(self, already_sent: bool) -> GatewayError | None:
+        error = getattr(self.inner, "error", None)
+        if error is None:
+            return None
+        err = error if isinstance(error, GatewayError) else GatewayError(
+            502, str(error), "api_error", None, "upstream_stream_error", retryable=True)
+        err.already_sent = already_sent  # type: ignore[attr-defined]
+        return err
+
     def feed(self, data: bytes) -> list:
         out = self.inner.feed(data)
-        return [out] if out else []
+        if self._committed:
+            return [out] if out else []
+        self._held.append(out)
+        err = self._error(already_sent=False)
+        if err is not None:
+            raise err
+        held = b"".join(self._held)  # small: only what precedes the first content event
+        self._held = [held]
+        if self.CONTENT_EVENT in held or getattr(self.inner, "done", False):
+            self._committed = True
+            self._held = []
+            return [held]
+        return []
 
     def close(self) -> list:
         self.inner.close()
-        error = getattr(self.inner, "error", None)
-        if error is not None:
-            err = error if isinstance(error, GatewayError) else GatewayError(
-                502, str(error), "api_error", None, "upstream_stream_error")
-            err.already_sent = True  # type: ignore[attr-defined]
+        err = self._error(already_sent=self._committed)
+        if err is not None:
             raise err
+        if self._held:
+            self._committed = True
+            held, self._held = b"".join(self._held), []
+            return [held]
         return []
 
 

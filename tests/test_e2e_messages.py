@@ -25,7 +25,8 @@ def gw(start_gateway, mock_upstream):
         claude("claude"),
         claude("claude-split", "claude-sonnet-4-20250514@split=1"),
         claude("claude-broken", "claude-sonnet-4-20250514@midstream_error@split=200@delay=0.01"),
-        claude("claude-truncated", "claude-sonnet-4-20250514@truncate@split=200@delay=0.01"),
+        claude("claude-truncated", "claude-sonnet-4-20250514@truncate=0.8@split=200@delay=0.01"),
+        claude("claude-cut-early", "claude-sonnet-4-20250514@truncate=0.3"),
         claude("claude-429", "claude-sonnet-4-20250514@error=429"),
         openai_deployment("gpt", mock_upstream),
         {"model_name": "mock", "litellm_params": {"model": "mock/m"}},
@@ -132,8 +133,33 @@ def test_truncated_native_stream_ends_with_error_event(gw):
                    json={"model": "claude-truncated", "max_tokens": 64, "stream": True,
                          "messages": [{"role": "user", "content": "x"}]})
     assert "event: error" in r.text and "message_stop" not in r.text
+    assert "content_block_delta" in r.text, "the cut came after content was committed"
+
+
+def test_truncated_before_content_is_a_plain_error(gw):
+    """Nothing was committed: after the retries the client gets an HTTP error in Anthropic's shape."""
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with ac(gw).messages.stream(model="claude-cut-early", max_tokens=64,
+                                    messages=[{"role": "user", "content": "x"}]) as stream:
+            list(stream.text_stream)
+    assert info.value.status_code == 502 and "terminator" in info.value.message
 
 
 def test_count_tokens(gw):
     result = ac(gw).messages.count_tokens(model="claude", messages=[{"role": "user", "content": "Hello there"}])
     assert result.input_tokens > 0
+
+
+def test_native_stream_error_before_content_fails_over(start_gateway, mock_upstream):
+    """An Anthropic stream that errors before any content is not committed: the next deployment answers."""
+    def claude(model: str) -> dict:
+        return {"model_name": "claude", "litellm_params": {"model": f"anthropic/{model}", "api_base": mock_upstream.url,
+                                                           "api_key": "k"}}
+
+    gw = start_gateway({"model_list": [claude("claude-sonnet-4-20250514@error_before_content"),
+                                       claude("claude-sonnet-4-20250514")],
+                        "router_settings": {"routing_strategy": "simple-shuffle", "num_retries": 2}}, key=MASTER)
+    for _ in range(4):
+        with ac(gw).messages.stream(model="claude", max_tokens=64,
+                                    messages=[{"role": "user", "content": "x"}]) as stream:
+            assert "".join(stream.text_stream)

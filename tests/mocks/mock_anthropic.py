@@ -11,7 +11,8 @@ and ``model``, ``max_tokens`` and ``messages`` (else a 400 in Anthropic's shape)
 Scenario options on the model id: ``split=N|random`` / ``delay=S`` (chunked writes),
 ``error=<name>`` (an ``anthropic-error-*.http`` transcript; ``error=429`` is short for
 ``anthropic-error-429.http``), ``midstream_error`` (the stream that ends in an
-``overloaded_error`` event), ``truncate`` (the stream cut in half).
+``overloaded_error`` event), ``error_before_content`` (the same error right after
+``message_start``), ``truncate`` (the stream cut in half).
 """
 from __future__ import annotations
 
@@ -104,8 +105,11 @@ def routes(recorder: Recorder) -> list[web.RouteDef]:
             return error_response("anthropic-error-529.http")
         if body.get("stream"):
             data = transcript(name)
-            if "truncate" in options:
-                data = data[: len(data) // 2]
+            if "error_before_content" in options:  # message_start, then the error: nothing to commit yet
+                events = transcript("anthropic-messages-stream-error.sse").split(b"\n\n")
+                data = b"\n\n".join(e for e in events if not e.startswith(b"event: content_block"))
+            if "truncate" in options:  # truncate=F keeps that fraction (default a half)
+                data = data[: int(len(data) * float(options["truncate"] or 0.5))]
             return await stream_response(request, data, SSE, options)
         if name == "anthropic-messages-stream.sse":
             return web.Response(body=transcript("anthropic-messages.response.json"), content_type="application/json")
