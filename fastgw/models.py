@@ -25,5 +25,6 @@ class ModelRegistry:
     def model_object(self, name: str) -> dict:
         return {"id": name, "object": "model", "created": self.created, "owned_by": "fastgw"}
 
-    def list_models(self) -> dict:
-        return {"object": "list", "data": [self.model_object(name) for name in self.groups]}
+    def list_models(self, names: list[str] | None = None) -> dict:
+        names = list(self.groups) if names is None else names
+        return {"object": "list", "data": [self.model_object(name) for name in names]}

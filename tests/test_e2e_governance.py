@@ -224,6 +224,10 @@ def test_models_blocked_expired(gw):
     with pytest.raises(openai.PermissionDeniedError) as info:
         chat(gw, key, model="other")
     assert "not allowed to call model 'other'" in info.value.message
+    assert [m.id for m in client(gw, key).models.list()] == ["priced"], "a key lists only its models"
+    with pytest.raises(openai.NotFoundError):
+        client(gw, key).models.retrieve("other")
+    assert {m.id for m in client(gw, MASTER).models.list()} >= {"priced", "other"}
     admin.post("/key/block", {"key": key})
     with pytest.raises(openai.AuthenticationError) as info:
         chat(gw, key)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from typing import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import pipeline, validation
+from ..auth import Principal
 from ..cache import serve as response_cache
 from ..errors import GatewayError
 from ..gateway import Gateway
@@ -74,31 +75,36 @@ async def embeddings(request: Request) -> Response:
     return await _serve(request, "embeddings", validation.validate_embeddings)
 
 
-def _authorized(handler: Callable[[Request, Gateway], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    async def wrapper(request: Request) -> Response:
-        gw: Gateway = request.app.state.gateway
-        request_id = pipeline.new_request_id(request.headers.get("x-request-id"))
-        try:
-            gw.auth.authenticate(request.headers)
-            response = await handler(request, gw)
-        except GatewayError as err:
-            return error_response(err, request_id)
-        response.headers["x-request-id"] = request_id
-        return response
-
-    return wrapper
+def _visible(principal: Principal, model: str) -> bool:
+    """A virtual key sees only the models its key, team and user allow."""
+    identity = principal.identity
+    return identity is None or all(entry.allows_model(model) for _, _, entry in identity.levels())
 
 
-@_authorized
-async def list_models(request: Request, gw: Gateway) -> Response:
-    return JSONBytesResponse(gw.models.list_models())
+async def list_models(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    request_id = pipeline.new_request_id(request.headers.get("x-request-id"))
+    try:
+        principal = gw.auth.authenticate(request.headers)
+    except GatewayError as err:
+        return error_response(err, request_id)
+    body = gw.models.list_models([name for name in gw.models.groups if _visible(principal, name)])
+    return JSONBytesResponse(body, 200, {"x-request-id": request_id})
 
 
-@_authorized
-async def get_model(request: Request, gw: Gateway) -> Response:
+async def get_model(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    request_id = pipeline.new_request_id(request.headers.get("x-request-id"))
     name = request.path_params["model"]
-    gw.models.group(name)
-    return JSONBytesResponse(gw.models.model_object(name))
+    try:
+        principal = gw.auth.authenticate(request.headers)
+        if not _visible(principal, name):
+            raise GatewayError(404, f"The model '{name}' does not exist or you do not have access to it.",
+                               "invalid_request_error", "model", "model_not_found")
+        gw.models.group(name)
+    except GatewayError as err:
+        return error_response(err, request_id)
+    return JSONBytesResponse(gw.models.model_object(name), 200, {"x-request-id": request_id})
 
 
 def routes() -> list[Route]:
