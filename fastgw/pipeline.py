@@ -409,4 +409,14 @@ def finish_record(gw: Gateway, call: Call, status: int, error: GatewayError | No
     gw.observer.observe(call)  # metrics, access log, traces, webhook (fastgw/observability)
 
 
+def account_failure(gw: Gateway, endpoint: str, request_id: str, call: Call | None, err: GatewayError) -> None:
+    """Every route's error path: a usage row if a provider was tried, else metrics and the
+    access log only; either way the budget reservation is released."""
+    if call is not None and call.record.attempts:
+        finish_record(gw, call, err.status, err)
+    else:
+        gw.observer.rejected(endpoint, request_id, call, err)
+    gw.governance.release(call)
+
+
 ChunkEncoder = Callable[[dict], bytes]

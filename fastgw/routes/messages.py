@@ -91,9 +91,7 @@ async def messages(request: Request) -> Response:
         pipeline.finish_record(gw, call, 200)
         return JSONBytesResponse(result, 200, {"x-request-id": request_id, **call.response_headers})
     except GatewayError as err:
-        if call is not None and call.record.attempts:
-            pipeline.finish_record(gw, call, err.status, err)
-        gw.governance.release(call)  # governance: free a reservation no record settled
+        pipeline.account_failure(gw, "messages", request_id, call, err)
         return _error(err, request_id)
     except BaseException:
         gw.governance.release(call)  # governance: a crash or cancellation must not leak a reservation

@@ -52,11 +52,7 @@ async def _serve(request: Request, endpoint: str, validate: Validator) -> Respon
         headers = {"x-request-id": request_id, **call.response_headers}
         return JSONBytesResponse(result, 200, headers)
     except GatewayError as err:
-        if call is not None and call.record.attempts:
-            pipeline.finish_record(gw, call, err.status, err)
-        else:
-            gw.observer.rejected(endpoint, request_id, call, err)  # never reached a provider: metrics + access log
-        gw.governance.release(call)  # governance: free a reservation no record settled
+        pipeline.account_failure(gw, endpoint, request_id, call, err)
         return error_response(err, request_id)
     except BaseException:
         gw.governance.release(call)  # governance: a crash or cancellation must not leak a reservation
