@@ -16,6 +16,7 @@ from .config import LoadedConfig, load_config
 from .errors import GatewayError
 from .gateway import Gateway
 from .responses import error_response
+from .tuning import tune_gc
 from .observability.inflight import InFlightMiddleware
 from .routes import admin, health, messages, metrics, openai, spend, utils
 
@@ -32,6 +33,7 @@ def create_app(loaded: LoadedConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        tune_gc()  # perf: freeze start-up objects, rarer young collections (fastgw/tuning.py)
         try:
             yield
         finally:
