@@ -1,7 +1,9 @@
 """Built-in fast mock upstream: raw uvloop protocols + httptools, keep-alive, fixed answers.
 
-Used when nginx cannot be installed. Paths containing ``/sse/`` answer the 100-chunk SSE
-stream, everything else the fixed chat.completion JSON. ``--chunked`` sends the stream with
+Used when nginx cannot be installed, and by the locust run. Paths containing ``/sse/``
+answer the 100-chunk SSE stream, paths containing ``/auto/`` answer the stream when the
+request body asks for ``"stream": true`` and the JSON otherwise, everything else the fixed
+chat.completion JSON. ``--chunked`` sends the stream with
 ``Transfer-Encoding: chunked`` (one HTTP chunk per SSE event, all written at once) instead
 of a Content-Length body.
 
@@ -37,7 +39,7 @@ def _chunked(events: list[bytes], content_type: bytes) -> bytes:
 
 
 class MockProtocol(asyncio.Protocol):
-    __slots__ = ("transport", "parser", "url", "json_answer", "sse_answer")
+    __slots__ = ("transport", "parser", "url", "json_answer", "sse_answer", "stream")
 
     def __init__(self, json_answer: bytes, sse_answer: bytes) -> None:
         self.transport = None
@@ -45,6 +47,7 @@ class MockProtocol(asyncio.Protocol):
         self.url = b""
         self.json_answer = json_answer
         self.sse_answer = sse_answer
+        self.stream = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -57,9 +60,15 @@ class MockProtocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url = url
+        self.stream = False
+
+    def on_body(self, body: bytes) -> None:
+        if not self.stream and b"/auto/" in self.url:
+            compact = body.replace(b" ", b"")
+            self.stream = b'"stream":true' in compact
 
     def on_message_complete(self) -> None:
-        self.transport.write(self.sse_answer if b"/sse/" in self.url else self.json_answer)
+        self.transport.write(self.sse_answer if (self.stream or b"/sse/" in self.url) else self.json_answer)
         if not self.parser.should_keep_alive():
             self.transport.close()
 

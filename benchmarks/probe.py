@@ -68,6 +68,7 @@ async def main(args: argparse.Namespace) -> dict:
                f"Content-Length: {len(body)}"]
     if args.key:
         headers.append(f"Authorization: Bearer {args.key}")
+    headers += [h.strip() for h in (args.headers or "").split("|") if h.strip()]
     request = ("\r\n".join(headers) + "\r\n\r\n").encode() + body
     loop = asyncio.get_running_loop()
     _, proto = await loop.create_connection(Probe, url.hostname, url.port)
@@ -95,6 +96,7 @@ if __name__ == "__main__":
     parser.add_argument("--url", required=True)
     parser.add_argument("--body", required=True)
     parser.add_argument("--key")
+    parser.add_argument("--headers", help='extra headers, "Name: value|Name: value"')
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     print("PROBE_JSON " + json.dumps(uvloop.run(main(parser.parse_args()))), flush=True)

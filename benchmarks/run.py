@@ -51,7 +51,7 @@ RESULTS = BENCH / "results"
 GATEWAY_CORE = "0"
 LOAD_CORE = "1"
 MASTER_KEY = "sk-bench-master-key"
-LOCUST_VERSION = "2.43.3"
+LOCUST_VERSION = "2.47.0"
 
 
 def log(msg: str) -> None:
@@ -117,6 +117,10 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return 0.0
+
+
+def tree_cpu(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in tree(pid))
 
 
 @dataclass
@@ -278,6 +282,8 @@ def probe(url: str, body: Path, n: int, key: str | None = None, headers: str = "
     cmd = ["taskset", "-c", LOAD_CORE, PY, str(BENCH / "probe.py"), "--url", url, "--body", str(body), "--n", str(n)]
     if key:
         cmd += ["--key", key]
+    if headers:
+        cmd += ["--headers", headers]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     match = re.search(r"^PROBE_JSON (\{.*\})$", out.stdout, re.M)
     if not match:
@@ -309,8 +315,10 @@ def gateway_config(workdir: Path, mock_port: int, stream_port: int | None = None
 
 
 def gateway_env(transport: str) -> dict:
+    """Run the source tree when its compiled core is built in place (dev loop), else the
+    installed package (``make bench`` installs it first)."""
     env = dict(os.environ, FASTGW_UPSTREAM_CLIENT=transport, PYTHONUNBUFFERED="1")
-    if (ROOT / "fastgw").is_dir():
+    if list((ROOT / "fastgw" / "_core").glob("httpclient*.so")):
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -380,6 +388,8 @@ class Row:
     ttfb: dict | None = None
     rss_idle_kb: int | None = None
     rss_peak_kb: int | None = None
+    cpu_per_request_us: float | None = None   # gateway CPU (all threads) per request, c=64 run
+    cpu_per_stream_us: float | None = None    # gateway CPU per 100-chunk stream, c=16 run
     notes: list[str] = field(default_factory=list)
 
 
@@ -400,11 +410,15 @@ def measure_target(name: str, chat_url: str, stream_url: str, bodies: Bodies, du
         wrk(chat_url, bodies.chat, 16, min(3.0, dur), keys, key, headers=headers)
         wrk(stream_url, bodies.stream, 4, 1.0, keys, key, headers=headers)
     row.c1 = wrk(chat_url, bodies.chat, 1, dur, keys, key, headers=headers)
+    cpu0 = tree_cpu(pid) if pid else 0.0
     row.c64 = wrk(chat_url, bodies.chat, conc, dur, keys, key, headers=headers)
     if pid:
+        row.cpu_per_request_us = (tree_cpu(pid) - cpu0) / max(1, row.c64["requests"]) * 1e6
         peak = max(peak, rss_kb(pid))
+        cpu0 = tree_cpu(pid)
     row.streams = wrk(stream_url, bodies.stream, 16, dur, keys, key, headers=headers)
     if pid:
+        row.cpu_per_stream_us = (tree_cpu(pid) - cpu0) / max(1, row.streams["requests"]) * 1e6
         peak = max(peak, rss_kb(pid))
     if n_probe:
         try:
@@ -489,6 +503,61 @@ def soak(workdir: Path, transport: str, bodies: Bodies, mock_port: int, minutes:
         gw.stop()
 
 
+def ensure_locust() -> None:
+    try:
+        import importlib.metadata as md
+
+        if md.version("locust") == LOCUST_VERSION:
+            return
+    except Exception:  # noqa: BLE001 - not installed
+        pass
+    log(f"installing locust=={LOCUST_VERSION} into {sys.prefix} (benchmark tool, not a fastgw dependency)")
+    subprocess.run([PY, "-m", "pip", "install", "-q", f"locust=={LOCUST_VERSION}"], check=True)
+
+
+def locust_run(workdir: Path, transport: str, users: int, seconds: float) -> dict:
+    """Mixed traffic (benchmarks/locustfile.py) against the gateway; built-in mock upstream."""
+    import csv
+
+    import yaml
+
+    ensure_locust()
+    wd = workdir / "locust"
+    wd.mkdir(exist_ok=True)
+    mock_port = free_port()
+    mock = start("locust-mock", [PY, str(BENCH / "fast_mock.py"), "--port", str(mock_port), "--chunked"], wd,
+                 LOAD_CORE, port=mock_port)
+    models = {"gpt-4o-mini": 6, "gpt-4o": 3, "claude-sonnet": 1}
+    config = {"model_list": [
+        {"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-upstream",
+                                                "api_base": f"http://127.0.0.1:{mock_port}/auto/v1"},
+         "model_info": {"input_cost_per_token": 0.00000015 * (i + 1), "output_cost_per_token": 0.0000006 * (i + 1)}}
+        for i, name in enumerate(models)],
+        "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{wd / 'fastgw.db'}",
+                             "access_log": False}}
+    (wd / "fastgw.yaml").write_text(yaml.safe_dump(config))
+    gw = start_gateway(wd, wd / "fastgw.yaml", transport)
+    try:
+        env = dict(os.environ, FASTGW_MASTER_KEY=MASTER_KEY, FASTGW_BENCH_KEY_COUNT="200",
+                   FASTGW_BENCH_MODELS=",".join(f"{k}:{v}" for k, v in models.items()))
+        cpu0 = tree_cpu(gw.pid)
+        cmd = ["taskset", "-c", LOAD_CORE, PY, "-m", "locust", "-f", str(BENCH / "locustfile.py"), "--headless",
+               "-u", str(users), "-r", str(max(1, users // 4)), "-t", f"{seconds:g}s", "--host",
+               f"http://127.0.0.1:{gw.port}", "--csv", str(wd / "locust"), "--only-summary"]
+        peak = 0
+        proc = subprocess.Popen(cmd, stdout=open(wd / "locust.out", "w"), stderr=subprocess.STDOUT, env=env)
+        while proc.poll() is None:
+            peak = max(peak, rss_kb(gw.pid))
+            time.sleep(1.0)
+        cpu = tree_cpu(gw.pid) - cpu0
+        rows = list(csv.DictReader(open(wd / "locust_stats.csv"))) if (wd / "locust_stats.csv").exists() else []
+        return {"users": users, "seconds": seconds, "rows": rows, "rss_peak_kb": peak, "gateway_cpu_s": cpu,
+                "tail": (wd / "locust.out").read_text()[-1500:]}
+    finally:
+        gw.stop()
+        mock.stop()
+
+
 def workers_scaling(workdir: Path, transport: str, bodies: Bodies, mock_port: int, dur: float) -> dict:
     """1 worker on core 0 vs 2 workers on cores 0 and 1; how requests spread over the workers."""
     out: dict[str, Any] = {}
@@ -500,21 +569,45 @@ def workers_scaling(workdir: Path, transport: str, bodies: Bodies, mock_port: in
             time.sleep(1.0 + workers)
             keys, _ = make_virtual_keys(gw.port, 20, wd)
             pids = [p for p in tree(gw.pid) if p != gw.pid] if workers > 1 else [gw.pid]
-            pids = [p for p in pids if "multiprocessing" not in _cmdline(p)] or pids
+            pids = [p for p in pids if "resource_tracker" not in _cmdline(p)] or pids
             if workers > 1:
                 for index, p in enumerate(pids):
                     subprocess.run(["taskset", "-a", "-p", "-c", str(index % 2), str(p)], capture_output=True)
             url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
             wrk(url, bodies.chat, 64, 2, keys, None if keys else MASTER_KEY)
             before = {p: cpu_seconds(p) for p in pids}
-            result = wrk(url, bodies.chat, 64, dur, keys, None if keys else MASTER_KEY)
+            holder: dict = {}
+            import threading
+
+            def run_load() -> None:
+                holder["r"] = wrk(url, bodies.chat, 64, dur, keys, None if keys else MASTER_KEY)
+
+            thread = threading.Thread(target=run_load)
+            thread.start()
+            time.sleep(min(2.0, dur / 2))
+            conns = connections_per_pid(gw.port)
+            thread.join()
+            result = holder["r"]
             spread = {p: round(cpu_seconds(p) - before[p], 2) for p in pids}
             out[str(workers)] = {"rps": result["rps"], "p99_us": result["p99_us"], "cpu_s_per_worker": spread,
+                                 "connections_per_worker": [conns.get(p, 0) for p in pids],
+                                 "cpu_per_request_us": sum(spread.values()) / max(1, result["requests"]) * 1e6,
                                  "errors": result["errors"]}
-            log(f"workers={workers}: {result['rps']:.0f} req/s, CPU seconds per worker {spread}")
+            log(f"workers={workers}: {result['rps']:.0f} req/s, CPU seconds per worker {spread}, "
+                f"client connections per worker {[conns.get(p, 0) for p in pids]}")
         finally:
             gw.stop()
     return out
+
+
+def connections_per_pid(port: int) -> dict[int, int]:
+    """Established connections on the gateway's port, per owning process (ss -tnp)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True).stdout
+    counts: dict[int, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[int(pid)] = counts.get(int(pid), 0) + 1
+    return counts
 
 
 def _cmdline(pid: int) -> str:
@@ -566,7 +659,7 @@ def peer_litellm(workdir: Path, mock_port: int, bodies: Bodies, dur: float) -> R
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         row = measure_target(f"LiteLLM {version} proxy, 1 worker, no database", url, url, bodies,
-                             dur, 50, key=MASTER_KEY, pid=proc.pid)
+                             dur, 100, key=MASTER_KEY, pid=proc.pid)
         return row
     finally:
         proc.stop()
@@ -590,8 +683,8 @@ def peer_portkey(workdir: Path, mock_port: int, bodies: Bodies, dur: float) -> R
         return f"Portkey {version}: start-server.js not found"
     port = free_port()
     try:
-        proc = start("portkey", ["node", str(entry), "--port", str(port)], workdir, GATEWAY_CORE, port=port,
-                     cwd=folder)
+        proc = start("portkey", ["node", str(entry), f"--port={port}", "--headless"], workdir, GATEWAY_CORE,
+                     port=port, cwd=folder, env=dict(os.environ, NODE_ENV="production"))
     except RuntimeError as exc:
         return f"Portkey {version} did not start: {exc}"
     try:
@@ -600,12 +693,28 @@ def peer_portkey(workdir: Path, mock_port: int, bodies: Bodies, dur: float) -> R
         row = Row(f"Portkey gateway {version} (Node)")
         row.rss_idle_kb = rss_kb(proc.pid)
         key = "sk-upstream"
+        headers_stream = headers_chat.replace("/json/v1", "/sse/v1")
         wrk(url, bodies.chat, 16, 2, key=key, headers=headers_chat)
         row.c1 = wrk(url, bodies.chat, 1, dur, key=key, headers=headers_chat)
+        cpu0 = tree_cpu(proc.pid)
         row.c64 = wrk(url, bodies.chat, 64, dur, key=key, headers=headers_chat)
-        row.streams = wrk(url, bodies.stream, 16, dur, key=key,
-                          headers=headers_chat.replace("/json/v1", "/sse/v1"))
+        row.cpu_per_request_us = (tree_cpu(proc.pid) - cpu0) / max(1, row.c64["requests"]) * 1e6
         row.rss_peak_kb = rss_kb(proc.pid)
+        cpu0 = tree_cpu(proc.pid)
+        row.streams = wrk(url, bodies.stream, 16, dur, key=key, headers=headers_stream)
+        row.cpu_per_stream_us = (tree_cpu(proc.pid) - cpu0) / max(1, row.streams["requests"]) * 1e6
+        row.rss_peak_kb = max(row.rss_peak_kb, rss_kb(proc.pid))
+        try:
+            row.ttfb = probe(url, bodies.stream, 200, key=key, headers=headers_stream)
+        except Exception as exc:  # noqa: BLE001
+            row.notes.append(f"TTFB probe failed: {exc}")
+        for label, result in (("c=1", row.c1), ("c=64", row.c64), ("streams", row.streams)):
+            if result["errors"]:
+                row.notes.append(f"{label}: {result['errors']} errors of {result['requests']}")
+        if row.streams["errors"] >= row.streams["requests"]:
+            log_tail = proc.log_path.read_text(errors="replace")
+            reason = next((line.strip() for line in log_tail.splitlines() if "Error" in line and "at " not in line), "")
+            row.notes.append(f"every stream failed with HTTP 500 ({reason[:160]})")
         log(f"{row.name}: c=1 p50 {row.c1['p50_us']} us, c=64 {row.c64['rps']:.0f} req/s")
         return row
     finally:
@@ -677,37 +786,36 @@ def mb(kb: int | None) -> str:
 
 
 def report(rows: list[Row], direct: Row, info: dict) -> str:
-    m, v = info["machine"], info["versions"]
-    lines = [f"# fastgw benchmark — {info['date']}", "",
-             f"- machine: {m['host']}, {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']}, "
-             f"Python {m['python']}",
-             f"- versions: fastgw {v['fastgw']} ({v['git']}), uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
-             f"httptools {v['httptools']}, starlette {v['starlette']}, orjson {v['orjson']}, aiohttp {v['aiohttp']}, "
-             f"wrk {v['wrk']}",
+    lines = header(info, "fastgw benchmark") + [
              f"- mock upstream: {info['mock']} (chat.completion JSON of {len(mockdata.CHAT_JSON)} B; "
              f"100-chunk SSE stream of {len(mockdata.stream_body(100))} B)",
              f"- pinning: gateway alone on core {GATEWAY_CORE}; mock and wrk (1 thread) on core {LOAD_CORE} "
              f"(direct runs: mock on core {GATEWAY_CORE}, wrk on core {LOAD_CORE})",
              f"- gateway features on: {info['features']}",
              f"- each wrk run {info['duration']:g} s; TTFB = sequential probe, {info['probes']} streams, time from "
-             "request written to first `data:` byte",
-             f"- load average before/after: {info['load_before']} / {info['load_after']} "
-             "(other processes on this machine add noise: compare rows of one run, not across runs)",
+             "request written to first `data:` byte; CPU = the gateway process's CPU time (all threads) during the "
+             "c=64 run per request and during the c=16 stream run per stream (steadier than throughput on a "
+             "shared machine: 1,000,000 / CPU per request is the requests/s one dedicated core can give)",
+             "- other processes on this machine add noise: compare rows of one run, not across runs",
              "", "| target | added p50 at c=1 | added p99 at c=1 | c=64 requests/s | c=64 p99 | "
-             "100-chunk streams/s (c=16) | added TTFB p50 | RSS idle / peak |",
-             "|---|---|---|---|---|---|---|---|"]
+             "100-chunk streams/s (c=16) | added TTFB p50 | RSS idle / peak | CPU per request / per stream |",
+             "|---|---|---|---|---|---|---|---|---|"]
     d1 = direct.c1 or {}
     dt = (direct.ttfb or {}).get("ttfb_p50_us")
     lines.append(f"| {direct.name} | 0 ({fmt_us(d1.get('p50_us'))} total) | 0 ({fmt_us(d1.get('p99_us'))} total) | "
                  f"{direct.c64['rps']:,.0f} | {fmt_us(direct.c64['p99_us'])} | {direct.streams['rps']:,.0f} | "
-                 f"0 ({fmt_us(dt)} total) | - |")
+                 f"0 ({fmt_us(dt)} total) | - | - |")
     for row in rows:
         add50 = row.c1["p50_us"] - d1["p50_us"] if row.c1 else None
         add99 = row.c1["p99_us"] - d1["p99_us"] if row.c1 else None
         ttfb = row.ttfb["ttfb_p50_us"] - dt if row.ttfb and dt is not None else None
+        streams = ("failed (see notes)" if row.streams["errors"] >= row.streams["requests"]
+                   else f"{row.streams['rps']:,.0f}")
+        cpu_stream = None if row.streams["errors"] >= row.streams["requests"] else row.cpu_per_stream_us
         lines.append(f"| {row.name} | {fmt_us(add50)} | {fmt_us(add99)} | "
-                     f"{row.c64['rps']:,.0f} | {fmt_us(row.c64['p99_us'])} | {row.streams['rps']:,.0f} | "
-                     f"{fmt_us(ttfb)} | {mb(row.rss_idle_kb)} / {mb(row.rss_peak_kb)} |")
+                     f"{row.c64['rps']:,.0f} | {fmt_us(row.c64['p99_us'])} | {streams} | "
+                     f"{fmt_us(ttfb)} | {mb(row.rss_idle_kb)} / {mb(row.rss_peak_kb)} | "
+                     f"{fmt_us(row.cpu_per_request_us)} / {fmt_us(cpu_stream)} |")
     notes = [f"- {row.name}: {n}" for row in [direct, *rows] for n in row.notes]
     if notes:
         lines += ["", "Notes:", *notes]
@@ -736,6 +844,21 @@ def targets_table(rows: list[Row], direct: Row, info: dict) -> list[str]:
            f"| >= 1,500 streams/s at c=16 | {main.streams['rps']:,.0f} | {verdict(main.streams['rps'] >= 1500)} |",
            f"| added TTFB p50 <= 200 us | {fmt_us(ttfb)} | {verdict(None if ttfb is None else ttfb <= 200)} |",
            f"| RSS idle <= 80 MB | {mb(main.rss_idle_kb)} | {verdict(main.rss_idle_kb is not None and main.rss_idle_kb <= 80 * 1024)} |"]
+    out += memory_targets(info, heading=False)
+    workers = info.get("workers")
+    if workers and "1" in workers and "2" in workers:
+        ratio = workers["2"]["rps"] / workers["1"]["rps"] if workers["1"]["rps"] else 0
+        out.append(f"| --workers scales with cores | 1 worker {workers['1']['rps']:,.0f} req/s, 2 workers "
+                   f"{workers['2']['rps']:,.0f} req/s (x{ratio:.2f}; client connections per worker "
+                   f"{workers['2']['connections_per_worker']}) | see the --workers section |")
+    return out
+
+
+def memory_targets(info: dict, heading: bool = True) -> list[str]:
+    def verdict(ok: bool | None) -> str:
+        return "-" if ok is None else ("met" if ok else "**missed**")
+
+    out = ["## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"] if heading else []
     slow = info.get("slow")
     if slow:
         out.append(f"| RSS <= 400 MB with {slow['conns']:,} slow streams | {mb(slow['rss_peak_kb'])} peak "
@@ -744,12 +867,6 @@ def targets_table(rows: list[Row], direct: Row, info: dict) -> list[str]:
     if soak_r:
         out.append(f"| no RSS growth over a {soak_r['minutes']:g}-minute soak | {mb(soak_r['rss_after_warmup_kb'])} -> "
                    f"{mb(soak_r['rss_end_max_kb'])} ({soak_r['requests']:,} requests) | {verdict(soak_r['plateau'])} |")
-    workers = info.get("workers")
-    if workers and "1" in workers and "2" in workers:
-        ratio = workers["2"]["rps"] / workers["1"]["rps"] if workers["1"]["rps"] else 0
-        out.append(f"| --workers scales with cores | 1 worker {workers['1']['rps']:,.0f} req/s, 2 workers "
-                   f"{workers['2']['rps']:,.0f} req/s (x{ratio:.2f}; CPU s per worker "
-                   f"{list(workers['2']['cpu_s_per_worker'].values())}) | see note |")
     return out
 
 
@@ -757,10 +874,144 @@ def targets_table(rows: list[Row], direct: Row, info: dict) -> list[str]:
 # main
 # ----------------------------------------------------------------------------------------------
 
+def gateway_rows(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, dur: float, n_probe: int,
+                 info: dict, procs: list[Proc]) -> tuple[Row, list[Row]]:
+    """Direct to the mock, then the gateway with each upstream client."""
+    pin(mock.pid, GATEWAY_CORE)  # direct: the mock on the gateway's core, wrk on the other
+    base = f"http://127.0.0.1:{mock.port}"
+    direct = measure_target("direct to the mock", f"{base}/json/v1/chat/completions",
+                            f"{base}/sse/v1/chat/completions", bodies, dur, n_probe)
+    pin(mock.pid, LOAD_CORE)
+    rows: list[Row] = []
+    for transport in transports(args):
+        wd = workdir / f"gw-{transport}"
+        wd.mkdir()
+        gw = start_gateway(wd, gateway_config(wd, mock.port), transport)
+        procs.append(gw)
+        try:
+            time.sleep(0.5)
+            idle = rss_kb(gw.pid)
+            keys, feat = make_virtual_keys(gw.port, 100, wd)
+            info["features"] = f"{feat}; cost per request (model prices); usage log (SQLite, write-behind)"
+            label = {"fast": "compiled client", "aiohttp": "aiohttp client"}.get(transport, transport)
+            url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
+            row = measure_target(f"fastgw, 1 worker, {label}", url, url, bodies, dur, n_probe, keys=keys,
+                                 key=None if keys else MASTER_KEY, pid=gw.pid)
+            row.rss_idle_kb = idle
+            rows.append(row)
+        finally:
+            gw.stop()
+            procs.remove(gw)
+        time.sleep(1.0)
+        n = usage_rows(wd)
+        total = sum(r["requests"] for r in (row.c1, row.c64, row.streams))
+        if n is not None:
+            row.notes.append(f"usage log rows written: {n:,} (wrk counted {total:,} requests after warm-up)")
+    return direct, rows
+
+
+def transports(args: argparse.Namespace) -> list[str]:
+    return [t.strip() for t in args.transports.split(",") if t.strip()]
+
+
+def section_slow(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, info: dict) -> None:
+    first = transports(args)[0]
+    log(f"{args.slow_streams} concurrent slow streams (1 chunk / 50 ms)")
+    slow = slow_streams(workdir, first, bodies, mock.port, args.slow_streams, 20 if args.quick else 40, 100)
+    info["slow"] = slow
+    w = slow["wrk"]
+    info["extra"] += [
+        "## Concurrent slow streams", "",
+        f"{slow['conns']:,} wrk connections, each streaming 100 chunks at one chunk per 50 ms from "
+        f"benchmarks/slow_stream_mock.py, for {slow['seconds']:g} s through one worker ({first} client): "
+        f"RSS {mb(slow['rss_idle_kb'])} idle, **{mb(slow['rss_peak_kb'])} peak**; "
+        f"{w.get('requests', 0):,} streams completed ({slow['streams_per_s']:.0f}/s; keeping up would be "
+        f"{slow['conns'] / 5.0:.0f}/s), p50 stream time {fmt_us(w.get('p50_us'))}, p99 {fmt_us(w.get('p99_us'))} "
+        "(5.0 s is the mock's own pace); errors: "
+        f"{sum(v for k, v in w.items() if k.startswith('errors_')) if 'requests' in w else w}.", ""]
+
+
+def section_workers(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, dur: float,
+                    info: dict) -> None:
+    workers = workers_scaling(workdir, transports(args)[0], bodies, mock.port, dur)
+    info["workers"] = workers
+    info["extra"] += [
+        "## --workers", "",
+        "| workers | cores | c=64 requests/s | p99 | CPU per request | CPU seconds per worker | "
+        "client connections per worker |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {w} | {'0' if w == '1' else '0 and 1 (shared with mock and wrk)'} | {r['rps']:,.0f} | "
+          f"{fmt_us(r['p99_us'])} | {fmt_us(r['cpu_per_request_us'])} | "
+          f"{', '.join(str(x) for x in r['cpu_s_per_worker'].values())} | "
+          f"{', '.join(str(x) for x in r['connections_per_worker'])} |"
+          for w, r in workers.items()],
+        "",
+        "`fastgw serve --workers N` (Linux) gives each worker its own SO_REUSEPORT listening socket "
+        "(fastgw/workers.py), so the kernel spreads connections over the workers by address hash; uvicorn's "
+        "own --workers (one shared socket, `FASTGW_WORKERS_MODE=uvicorn`) was measured putting all 64 keep-alive "
+        "connections on one worker. On this 2-core machine the second worker shares its core with the mock and "
+        "wrk, so the 2-worker figure is a lower bound; the CPU and connection split show both workers take load.",
+        ""]
+
+
+def section_locust(args: argparse.Namespace, workdir: Path, info: dict) -> None:
+    log("locust: mixed traffic")
+    lr = locust_run(workdir, transports(args)[0], args.locust_users, 30 if args.quick else 90)
+    info["extra"] += [
+        "## Mixed traffic (locust)", "",
+        f"benchmarks/locustfile.py, {lr['users']} users for {lr['seconds']:g} s (locust on core {LOAD_CORE} with "
+        "the built-in mock; the load generator, not the gateway, is the limit here): 200 virtual keys, "
+        "3 model groups (6:3:1), half the requests streaming, prompts 100-20,000 tokens log-uniform. "
+        f"Gateway CPU {lr['gateway_cpu_s']:.1f} s, peak RSS {mb(lr['rss_peak_kb'])}.", "",
+        "| name | requests | failures | median | p95 | p99 | requests/s |", "|---|---|---|---|---|---|---|",
+        *[f"| {r['Name']} | {int(float(r['Request Count'])):,} | {int(float(r['Failure Count'])):,} | "
+          f"{r['Median Response Time']} ms | {r['95%']} ms | {r['99%']} ms | {float(r['Requests/s']):.0f} |"
+          for r in lr["rows"]], ""]
+    if not lr["rows"]:
+        info["extra"].append("locust produced no statistics:\n```\n" + lr["tail"] + "\n```")
+
+
+def section_peers(workdir: Path, mock: Proc, bodies: Bodies, dur: float, info: dict, rows: list[Row]) -> None:
+    for fn in (peer_litellm, peer_portkey):
+        try:
+            res = fn(workdir, mock.port, bodies, dur)
+        except Exception as exc:  # noqa: BLE001 - a peer failing must not lose our results
+            res = f"{fn.__name__} failed: {exc}"
+        if isinstance(res, Row):
+            rows.append(res)
+        else:
+            log(res)
+            info["extra"].append(f"- peer: {res}")
+
+
+def section_soak(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, info: dict) -> None:
+    log(f"soak: {args.soak_minutes:g} minutes")
+    info["soak"] = soak(workdir, transports(args)[0], bodies, mock.port, args.soak_minutes)
+    s = info["soak"]
+    info["extra"] += ["## Soak", "",
+                      f"{s['minutes']:g} minutes alternating 10 s of non-streaming c=32 and streaming c=8 "
+                      f"(100 virtual keys), {s['requests']:,} requests. RSS (MB) after each 10 s slice: "
+                      + ", ".join(f"{kb / 1024:.0f}" for _, kb in s["samples"]), "",
+                      f"Plateau: {'yes' if s['plateau'] else 'NO'} (largest RSS in the last third minus RSS at the "
+                      f"end of the first third: {s['growth_kb'] / 1024:+.1f} MB; allowed: 4 MB or 5%).", ""]
+
+
+def header(info: dict, title: str) -> list[str]:
+    m, v = info["machine"], info["versions"]
+    return [f"# {title} — {info['date']}", "",
+            f"- machine: {m['host']}, {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']}, "
+            f"Python {m['python']}",
+            f"- versions: fastgw {v['fastgw']} ({v['git']}), uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
+            f"httptools {v['httptools']}, starlette {v['starlette']}, orjson {v['orjson']}, aiohttp {v['aiohttp']}, "
+            f"wrk {v['wrk']}",
+            f"- load average before/after: {info['load_before']} / {info.get('load_after', '?')}"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
-    parser.add_argument("--soak", action="store_true", help="also the 10-minute RSS soak")
+    parser.add_argument("--soak", action="store_true",
+                        help="only the memory runs: concurrent slow streams and the 10-minute RSS soak")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--peers", action="store_true", help="also LiteLLM and Portkey (installed into throwaway folders)")
     parser.add_argument("--mock", default="auto", choices=["auto", "nginx", "builtin"])
@@ -768,11 +1019,13 @@ def main() -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip the 1 vs 2 workers run")
     parser.add_argument("--no-slow", action="store_true", help="skip the concurrent slow streams run")
     parser.add_argument("--slow-streams", type=int, default=5000)
+    parser.add_argument("--locust", action="store_true", help="also mixed traffic with locust (installs it pinned)")
+    parser.add_argument("--locust-users", type=int, default=100)
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5 quick, 15 full)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    if len(os.sched_getaffinity(0)) < 2 and (os.cpu_count() or 1) < 2:
+    if (os.cpu_count() or 1) < 2:
         log("warning: fewer than 2 cores; pinning cannot separate the gateway from the load generator")
     dur = args.duration or (5.0 if args.quick else 15.0)
     n_probe = 500 if args.quick else 2000
@@ -783,119 +1036,52 @@ def main() -> int:
     bodies.chat.write_bytes(mockdata.request_body("bench-chat"))
     bodies.stream.write_bytes(mockdata.request_body("bench-stream", stream=True))
     info: dict[str, Any] = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-                            "versions": versions(), "duration": dur, "probes": n_probe,
+                            "versions": versions(), "duration": dur, "probes": n_probe, "features": "-",
                             "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "extra": []}
     log(f"workdir {workdir}")
     mock, mock_name = start_mock(args.mock, workdir)
     info["mock"] = mock_name
-    rows: list[Row] = []
     procs: list[Proc] = [mock]
+    direct, rows = Row("direct to the mock"), []
     try:
-        # direct to the mock: mock on the gateway's core, wrk on the other
-        pin(mock.pid, GATEWAY_CORE)
-        base = f"http://127.0.0.1:{mock.port}"
-        direct = measure_target("direct to the mock", f"{base}/json/v1/chat/completions",
-                                f"{base}/sse/v1/chat/completions", bodies, dur, n_probe)
-        pin(mock.pid, LOAD_CORE)
-
-        features = None
-        for transport in [t.strip() for t in args.transports.split(",") if t.strip()]:
-            wd = workdir / f"gw-{transport}"
-            wd.mkdir()
-            gw = start_gateway(wd, gateway_config(wd, mock.port), transport)
-            procs.append(gw)
-            try:
-                time.sleep(0.5)
-                idle = rss_kb(gw.pid)
-                keys, feat = make_virtual_keys(gw.port, 100, wd)
-                features = f"{feat}; cost per request (model prices); usage log (SQLite, write-behind)"
-                label = {"fast": "compiled client", "aiohttp": "aiohttp client"}.get(transport, transport)
-                url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
-                row = measure_target(f"fastgw, 1 worker, {label}", url, url, bodies, dur, n_probe, keys=keys,
-                                     key=None if keys else MASTER_KEY, pid=gw.pid)
-                row.rss_idle_kb = idle
-                rows.append(row)
-            finally:
-                gw.stop()
-                procs.remove(gw)
-            time.sleep(1.0)
-            n = usage_rows(wd)
-            total = sum(r["requests"] for r in (row.c1, row.c64, row.streams))
-            if n is not None:
-                row.notes.append(f"usage log rows written: {n:,} (wrk counted {total:,} requests after warm-up)")
-        info["features"] = features or "-"
-        first = [t.strip() for t in args.transports.split(",") if t.strip()][0]
-
-        if not args.no_slow:
-            log(f"{args.slow_streams} concurrent slow streams (1 chunk / 50 ms)")
-            slow = slow_streams(workdir, first, bodies, mock.port, args.slow_streams, 20 if args.quick else 40, 100)
-            info["slow"] = slow
-            w = slow["wrk"]
-            info["extra"] += [
-                "## Concurrent slow streams", "",
-                f"{slow['conns']:,} wrk connections, each streaming 100 chunks at one chunk per 50 ms from "
-                f"benchmarks/slow_stream_mock.py, for {slow['seconds']:g} s through one worker ({first} client): "
-                f"RSS {mb(slow['rss_idle_kb'])} idle, **{mb(slow['rss_peak_kb'])} peak**; "
-                f"{w.get('requests', 0):,} streams completed, p50 stream time {fmt_us(w.get('p50_us'))}, "
-                f"p99 {fmt_us(w.get('p99_us'))} (5.0 s is the mock's own pace); errors: "
-                f"{sum(v for k, v in w.items() if k.startswith('errors_')) if 'requests' in w else w}.", ""]
-
-        if not args.no_workers:
-            workers = workers_scaling(workdir, first, bodies, mock.port, dur)
-            info["workers"] = workers
-            info["extra"] += [
-                "## --workers", "",
-                "| workers | cores | c=64 requests/s | p99 | CPU seconds per worker during the run |",
-                "|---|---|---|---|---|",
-                *[f"| {w} | {'0' if w == '1' else '0 and 1 (shared with mock and wrk)'} | {r['rps']:,.0f} | "
-                  f"{fmt_us(r['p99_us'])} | {', '.join(str(x) for x in r['cpu_s_per_worker'].values())} |"
-                  for w, r in workers.items()],
-                "",
-                "uvicorn's --workers shares one listening socket between pre-forked worker processes (the kernel "
-                "hands each connection to one worker). On this 2-core machine the second worker shares its core "
-                "with the mock and wrk, so the 2-worker figure is a lower bound; the CPU split shows both workers "
-                "take load.", ""]
-
-        if args.peers:
-            for fn in (peer_litellm, peer_portkey):
-                try:
-                    res = fn(workdir, mock.port, bodies, dur)
-                except Exception as exc:  # noqa: BLE001 - a peer failing must not lose our results
-                    res = f"{fn.__name__} failed: {exc}"
-                if isinstance(res, Row):
-                    rows.append(res)
-                else:
-                    log(res)
-                    info["extra"].append(f"- peer: {res}")
-
         if args.soak:
-            log(f"soak: {args.soak_minutes:g} minutes")
-            info["soak"] = soak(workdir, first, bodies, mock.port, args.soak_minutes)
-            s = info["soak"]
-            info["extra"] += ["## Soak", "",
-                              f"{s['minutes']:g} minutes alternating 10 s of non-streaming c=32 and streaming c=8, "
-                              f"{s['requests']:,} requests. RSS (MB) every ~10 s: "
-                              + ", ".join(f"{kb / 1024:.0f}" for _, kb in s["samples"]),
-                              f"Plateau: {'yes' if s['plateau'] else 'NO'} (growth after the first third: "
-                              f"{s['growth_kb'] / 1024:.1f} MB).", ""]
+            section_slow(args, workdir, mock, bodies, info)
+            section_soak(args, workdir, mock, bodies, info)
+        else:
+            direct, rows = gateway_rows(args, workdir, mock, bodies, dur, n_probe, info, procs)
+            if not args.no_slow:
+                section_slow(args, workdir, mock, bodies, info)
+            if not args.no_workers:
+                section_workers(args, workdir, mock, bodies, dur, info)
+            if args.locust:
+                section_locust(args, workdir, info)
+            if args.peers:
+                section_peers(workdir, mock, bodies, dur, info, rows)
     finally:
         for proc in procs:
             proc.stop()
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(rows, direct, info)
-    text += "\n" + "\n".join(targets_table(rows, direct, info)) + "\n"
+    if args.soak:
+        text = "\n".join(header(info, "fastgw memory: slow streams and soak")) + "\n\n" + "\n".join(info["extra"])
+        text += "\n" + "\n".join(memory_targets(info)) + "\n"
+        name = "soak"
+    else:
+        text = report(rows, direct, info)
+        text += "\n" + "\n".join(targets_table(rows, direct, info)) + "\n"
+        name = ""
     text += f"\nReproduce: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}` (or `make bench` / " \
             "`make bench-full` / `make soak`).\n"
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
-    (args.out / f"{stamp}-{host}.md").write_text(text)
-    (args.out / "latest.md").write_text(text)
-    (args.out / "latest.json").write_text(json.dumps({
+    suffix = f"-{name}" if name else ""
+    (args.out / f"{stamp}-{host}{suffix}.md").write_text(text)
+    (args.out / f"latest{suffix}.md").write_text(text)
+    (args.out / f"latest{suffix}.json").write_text(json.dumps({
         "info": {k: v for k, v in info.items() if k != "extra"},
         "direct": direct.__dict__, "rows": [r.__dict__ for r in rows]}, indent=1, default=str))
     print(text)
-    log(f"wrote {args.out / f'{stamp}-{host}.md'} and latest.md")
+    log(f"wrote {args.out / f'{stamp}-{host}{suffix}.md'} and latest{suffix}.md")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -16,7 +16,7 @@ from .config import LoadedConfig, load_config
 from .errors import GatewayError
 from .gateway import Gateway
 from .responses import error_response
-from .tuning import tune_gc
+from .tuning import fast_routes, tune_gc
 from .observability.inflight import InFlightMiddleware
 from .routes import admin, health, messages, metrics, openai, spend, utils
 
@@ -47,6 +47,7 @@ def create_app(loaded: LoadedConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.gateway = gateway
+    fast_routes(app)  # perf: fixed-path routes skip regex matching (fastgw/tuning.py)
     return app
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 import uuid
 
-from . import __version__
+from . import __version__, workers
 from .config import ConfigError, LoadedConfig, load_config
 
 log = logging.getLogger("fastgw")
@@ -42,12 +42,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     metrics_dir = prepare_for_workers(args.workers)  # prometheus multiprocess mode, before workers start
     log.info("fastgw %s serving %d model group(s) from %s on http://%s:%d (%d worker(s))", __version__,
              len({d.model_name for d in loaded.deployments}), loaded.source, args.host, args.port, args.workers)
+    options = dict(loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
+                   timeout_graceful_shutdown=30, server_header=False)
     try:
-        uvicorn.run(
-            "fastgw.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-            loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
-            timeout_graceful_shutdown=30, server_header=False,
-        )
+        if args.workers > 1 and workers.supported() and os.environ.get(workers.MODE_ENV) != "uvicorn":
+            # perf: one SO_REUSEPORT socket per worker, so connections spread evenly (fastgw/workers.py)
+            return workers.run("fastgw.app:create_app", args.host, args.port, args.workers, options)
+        uvicorn.run("fastgw.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    **options)
     finally:
         remove_dir(metrics_dir)
     return 0

@@ -8,8 +8,8 @@ router (``fastgw/router/``): every attempt is accounted for in the usage log.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -71,7 +71,7 @@ class Call:
 def new_request_id(client_value: str | None) -> str:
     if client_value and len(client_value) <= 200 and client_value.isprintable():
         return client_value
-    return "req_" + uuid.uuid4().hex
+    return "req_" + os.urandom(16).hex()  # perf: same 32 hex digits as uuid4().hex, 5x cheaper
 
 
 def _build_request(provider: Provider, dep: Deployment, call: Call) -> UpstreamRequest:
