@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import sys
 from pathlib import Path
 
 import orjson
+
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
@@ -17,6 +17,7 @@ from fastgw.config.schema import Deployment, LitellmParams, ModelInfo
 from fastgw.errors import GatewayError
 from fastgw.providers import PROVIDERS
 from fastgw.providers.cohere import CohereProvider
+from chunking import pieces
 
 TESTS = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = Path(os.environ.get("FASTGW_TRANSCRIPTS") or TESTS.parents[1] / "shared" / "reference" / "transcripts")
@@ -44,20 +45,6 @@ def deployment(model: str = "command-a-03-2025", drop_params: bool = False, **pa
 
 def request_body(body: dict, stream: bool = False, dep: Deployment | None = None) -> dict:
     return orjson.loads(PROVIDER.chat_request(dep or deployment(), body, stream).body)
-
-
-def pieces(data: bytes, mode: str) -> list[bytes]:
-    if mode == "whole":
-        return [data]
-    if mode == "bytes":
-        return [data[i:i + 1] for i in range(len(data))]
-    rng = random.Random(mode)
-    out, i = [], 0
-    while i < len(data):
-        n = rng.randint(1, 23)
-        out.append(data[i:i + n])
-        i += n
-    return out
 
 
 def run_stream(data: bytes, mode: str = "whole") -> list[dict]:
