@@ -925,8 +925,8 @@ def section_slow(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bo
         f"{slow['conns']:,} wrk connections, each streaming 100 chunks at one chunk per 50 ms from "
         f"benchmarks/slow_stream_mock.py, for {slow['seconds']:g} s through one worker ({first} client): "
         f"RSS {mb(slow['rss_idle_kb'])} idle, **{mb(slow['rss_peak_kb'])} peak**; "
-        f"{w.get('requests', 0):,} streams completed ({slow['streams_per_s']:.0f}/s; keeping up would be "
-        f"{slow['conns'] / 5.0:.0f}/s), p50 stream time {fmt_us(w.get('p50_us'))}, p99 {fmt_us(w.get('p99_us'))} "
+        f"{w.get('requests', 0):,} streams completed ({slow['streams_per_s']:.0f}/s over the run, the first 5 s "
+        f"included; the mock's pace is {slow['conns'] / 5.0:.0f}/s once all run), p50 stream time {fmt_us(w.get('p50_us'))}, p99 {fmt_us(w.get('p99_us'))} "
         "(5.0 s is the mock's own pace); errors: "
         f"{sum(v for k, v in w.items() if k.startswith('errors_')) if 'requests' in w else w}.", ""]
 

@@ -784,6 +784,9 @@ cdef class HTTPClient:
             raise ClientClosedError("HTTP client is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        if request.method == "HEAD":
+            # llhttp cannot be told that a HEAD response has no body: aiohttp serves those.
+            raise ValueError("HEAD requests are not supported by the fast client")
         t = self.target(request.url)
         if t is None:
             raise ValueError(f"unsupported upstream URL for the fast client: {request.url!r}")
@@ -805,9 +808,9 @@ cdef class HTTPClient:
             resp._chunks = []
             resp._read_timeout = read_timeout
             resp._state = ST_HEADERS
-            conn._start(resp, head, body)
-            self.requests_sent += 1
             resp._timer = self._loop.call_later(read_timeout, resp._on_timer)
+            conn._start(resp, head, body)  # a dead socket fails resp at once (and cancels the timer)
+            self.requests_sent += 1
             try:
                 while resp._state == ST_HEADERS:
                     resp._waiter = self._loop.create_future()

@@ -4,8 +4,8 @@
 ``connection_error``, 504 ``timeout``, same messages as the aiohttp transport).
 
 ``AutoTransport`` is what the gateway uses: each request goes to the compiled client
-unless its URL needs aiohttp's generality (an HTTP(S) proxy from the environment, a
-scheme other than http/https, credentials in the URL). ``FASTGW_UPSTREAM_CLIENT``
+unless it needs aiohttp's generality (an HTTP(S) proxy from the environment, a scheme
+other than http/https, credentials in the URL, a HEAD request). ``FASTGW_UPSTREAM_CLIENT``
 forces one side for every request: ``aiohttp`` or ``fast`` (default ``auto``).
 """
 from __future__ import annotations
@@ -120,7 +120,7 @@ class AutoTransport:
         return choice
 
     async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> Any:
-        if self._use_fast(request.url):
+        if request.method != "HEAD" and self._use_fast(request.url):
             client = self.fast.client
             if client is None:
                 raise _unavailable()

@@ -790,6 +790,10 @@ def test_transports_choose_per_url(run, monkeypatch) -> None:
             resp = await auto.send(post(url, b"b"), connect_timeout=1, read_timeout=5)
             assert not isinstance(resp, Response) and await resp.read() == b"b"
             resp.close()
+            # HEAD (no body whatever the headers say): aiohttp.
+            resp = await auto.send(post(app.url("/echo"), None, {}, method="HEAD"), connect_timeout=1, read_timeout=5)
+            assert not isinstance(resp, Response) and resp.status == 200
+            resp.close()
             with pytest.raises(GatewayError) as info:
                 await fast.send(post("ftp://example/x"), connect_timeout=1, read_timeout=1)
             assert info.value.code == "config_error"
