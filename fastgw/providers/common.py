@@ -5,8 +5,10 @@ import email.utils
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
+import orjson
+
 from ..errors import GatewayError
-from .base import unsupported
+from .base import UpstreamRequest, unsupported
 
 if TYPE_CHECKING:
     from ..config.schema import Deployment
@@ -119,6 +121,13 @@ def reject_or_drop(dep: "Deployment", body: dict, params: tuple[str, ...], provi
                 body.pop(param)
             else:
                 raise unsupported(provider, param)
+
+
+def json_post(url: str, body: dict, auth: dict[str, str], accept: str = "application/json") -> UpstreamRequest:
+    """The JSON POST every HTTP provider sends; ``auth`` holds the provider's auth headers."""
+    headers = {"content-type": "application/json", "accept": accept}
+    headers.update(auth)
+    return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
 
 def bearer(key: str | None) -> dict[str, str]:

@@ -14,7 +14,7 @@ import orjson
 from .._core.framing import SSEDecoder
 from ..errors import GatewayError
 from .base import Provider, UpstreamRequest
-from .common import bearer, join_url, make_error, with_extra_params
+from .common import bearer, join_url, json_post, make_error, with_extra_params
 
 if TYPE_CHECKING:
     from ..config.schema import Deployment
@@ -102,9 +102,7 @@ class OpenAICompatProvider(Provider):
         return headers
 
     def _post(self, dep: "Deployment", path: str, body: dict) -> UpstreamRequest:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        headers.update(self.auth_headers(dep))
-        return UpstreamRequest("POST", self.url(dep, path), headers, orjson.dumps(body))
+        return json_post(self.url(dep, path), body, self.auth_headers(dep))
 
     # chat ----------------------------------------------------------------------------
     def prepare_body(self, dep: "Deployment", body: dict, stream: bool) -> dict:

@@ -4,11 +4,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
-import orjson
 
 from ...errors import GatewayError
 from ..base import Provider, UpstreamRequest
-from ..common import bearer
+from ..common import bearer, json_post
 from .embeddings import embed_request, embed_response
 from .errors import cohere_error
 from .request import build_request
@@ -31,9 +30,7 @@ class CohereProvider(Provider):
         return f"{base}/v2/{path}"
 
     def _post(self, dep: "Deployment", path: str, body: dict, accept: str = "application/json") -> UpstreamRequest:
-        headers = {"content-type": "application/json", "accept": accept}
-        headers.update(bearer(dep.api_key))
-        return UpstreamRequest("POST", self.url(dep, path), headers, orjson.dumps(body))
+        return json_post(self.url(dep, path), body, bearer(dep.api_key), accept)
 
     def chat_request(self, dep: "Deployment", body: dict, stream: bool) -> UpstreamRequest:
         payload = build_request(dep, body, self.name, stream)

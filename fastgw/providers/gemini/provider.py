@@ -9,10 +9,10 @@ import re
 from typing import TYPE_CHECKING, ClassVar, Mapping
 from urllib.parse import quote
 
-import orjson
 
 from ...errors import GatewayError
 from ..base import Provider, UpstreamRequest
+from ..common import json_post
 from .embeddings import embed_request, embed_response
 from .errors import gemini_error
 from .request import build_request
@@ -54,9 +54,7 @@ class GeminiProvider(Provider):
         return {"x-goog-api-key": dep.api_key} if dep.api_key else {}
 
     def _post(self, dep: "Deployment", url: str, body: dict, accept: str = "application/json") -> UpstreamRequest:
-        headers = {"content-type": "application/json", "accept": accept}
-        headers.update(self.auth_headers(dep))
-        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+        return json_post(url, body, self.auth_headers(dep), accept)
 
     # chat ----------------------------------------------------------------------------
     def chat_request(self, dep: "Deployment", body: dict, stream: bool) -> UpstreamRequest:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-import orjson
 
 from ...errors import GatewayError
 from ..base import Provider, UpstreamRequest
-from ..common import bearer
+from ..common import bearer, json_post
 from ..openai_compat import parse_json_object
 from ..openai_shapes import embedding_inputs, embeddings_list
 from .errors import ollama_error
@@ -36,9 +35,7 @@ class OllamaProvider(Provider):
         return f"{base}/api/{path}"
 
     def _post(self, dep: "Deployment", path: str, body: dict, accept: str = "application/json") -> UpstreamRequest:
-        headers = {"content-type": "application/json", "accept": accept}
-        headers.update(bearer(dep.api_key))
-        return UpstreamRequest("POST", self.url(dep, path), headers, orjson.dumps(body))
+        return json_post(self.url(dep, path), body, bearer(dep.api_key), accept)
 
     def chat_request(self, dep: "Deployment", body: dict, stream: bool) -> UpstreamRequest:
         payload = build_request(dep, body, self.name, stream)
