@@ -47,7 +47,7 @@ def create_app(loaded: LoadedConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.gateway = gateway
-    fast_routes(app)  # perf: fixed-path routes skip regex matching (fastgw/tuning.py)
+    fast_routes(app, _internal_error, gateway.metrics.in_flight)  # perf: fixed-path routes skip layers (tuning.py)
     return app
 
 

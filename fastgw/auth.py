@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
 from starlette.datastructures import Headers
@@ -31,6 +32,12 @@ class Principal:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _cached_hash(key: str) -> str:
+    """Hot keys are hashed once per worker (the process already holds them while serving)."""
+    return hash_key(key)
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -68,7 +75,7 @@ class Authenticator:
         if hmac.compare_digest(key.encode(), self._master):
             return Principal(self._master_hash, True)
         if self._resolve is not None:
-            digest = hash_key(key)
+            digest = _cached_hash(key)
             identity = self._resolve(digest)
             if identity is not None and hmac.compare_digest(identity.key.token, digest):
                 return Principal(digest, False, identity)

@@ -10,6 +10,8 @@ import uuid
 from . import __version__, workers
 from .config import ConfigError, LoadedConfig, load_config
 
+HTTP_ENV = "FASTGW_HTTP"  # "httptools": uvicorn's own HTTP protocol instead of the compiled one
+
 log = logging.getLogger("fastgw")
 
 
@@ -25,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import CONFIG_ENV
-    from .governance.service import INSTANCE_ENV
+    from .governance.service import INSTANCE_ENV, WORKERS_ENV
     from .observability.logs import LOG_LEVEL_ENV
     from .observability.multiprocess import prepare_for_workers, remove_dir
 
@@ -38,11 +40,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # One id for this run, inherited by every worker: they share one governance counter file
     # (budgets and rate limits are per instance, not per worker) and a restart starts it afresh.
     os.environ[INSTANCE_ENV] = uuid.uuid4().hex
+    os.environ[WORKERS_ENV] = str(args.workers)
     os.environ[LOG_LEVEL_ENV] = args.log_level
     metrics_dir = prepare_for_workers(args.workers)  # prometheus multiprocess mode, before workers start
     log.info("fastgw %s serving %d model group(s) from %s on http://%s:%d (%d worker(s))", __version__,
              len({d.model_name for d in loaded.deployments}), loaded.source, args.host, args.port, args.workers)
-    options = dict(loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level=args.log_level,
+    # perf: the compiled HTTP/1.1 protocol (fastgw/_core/server.pyx); FASTGW_HTTP=httptools selects uvicorn's own
+    http = "httptools" if os.environ.get(HTTP_ENV) == "httptools" else "fastgw._core.server:HttpProtocol"
+    options = dict(loop="uvloop", http=http, lifespan="on", access_log=False, log_level=args.log_level,
                    timeout_graceful_shutdown=30, server_header=False)
     try:
         if args.workers > 1 and workers.supported() and os.environ.get(workers.MODE_ENV) != "uvicorn":

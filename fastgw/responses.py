@@ -10,11 +10,29 @@ from .errors import GatewayError
 
 
 class JSONBytesResponse(Response):
+    """A JSON response whose raw headers are built in one pass.
+
+    Starlette's ``Response.__init__`` re-scans the header list for content-length and
+    content-type and lower-cases every name; on the proxied path that was ~2% of a
+    request. Header names here are already lower-case ASCII (set by the gateway or
+    relayed from an upstream, which httptools lower-cases).
+    """
+
     media_type = "application/json"
 
     def __init__(self, content: object, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
         body = content if isinstance(content, bytes) else orjson.dumps(content)
-        super().__init__(body, status_code, dict(headers) if headers else None)
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        raw = [(b"content-length", b"%d" % len(body))]
+        if headers:
+            raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            if "content-type" not in headers:
+                raw.append((b"content-type", b"application/json"))
+        else:
+            raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
 
 
 def error_response(err: GatewayError, request_id: str | None = None) -> Response:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import msgspec
 
+from ._core import request as _request
 from ._core import tokenizer as _tokenizer
 
 __all__ = [
@@ -28,11 +29,13 @@ __all__ = [
     "encoding_for_model",
     "count_text_tokens",
     "count_message_tokens",
+    "count_prompt",
     "image_tokens",
     "ENCODING_NAMES",
 ]
 
 Encoding = _tokenizer.Encoding
+Prompt = _request.Prompt
 ENCODING_NAMES: tuple[str, ...] = _tokenizer.ENCODING_NAMES
 FALLBACK_ENCODING = "o200k_base"
 
@@ -116,6 +119,13 @@ def _encoding_of(model: str) -> tuple[Encoding, bool]:
     return get_encoding(name), True
 
 
+def preload_encodings(models: Iterable[str]) -> None:
+    """Load the encodings these models count with now, not on a worker's first request
+    (a load takes 70-170 ms: it would be that request's latency)."""
+    for model in models:
+        _encoding_of(model)
+
+
 # --------------------------------------------------------------------------------------------
 # Memoised counting of long strings
 # --------------------------------------------------------------------------------------------
@@ -148,6 +158,21 @@ def _count(enc: Encoding, text: str) -> int:
             memo[text] = n
             _memo_chars[enc.name] = chars
     return n
+
+
+def _count_all(enc: Encoding, texts: list[str]) -> int:
+    """``sum(_count(enc, t) for t in texts)`` with the common cases inline: a long
+    conversation is hundreds of strings, and a call per string costs more than a memo hit."""
+    memo = _memo.get(enc.name) or {}
+    count = enc.count
+    total = 0
+    for text in texts:
+        if len(text) < _MEMO_MIN_CHARS:
+            total += count(text)
+        else:
+            n = memo.get(text)
+            total += _count(enc, text) if n is None else n
+    return total
 
 
 def count_text_tokens(model: str, text: str) -> TokenCount:
@@ -268,43 +293,6 @@ def _image_part_tokens(part: dict) -> int:
     return image_tokens(detail, size[0], size[1])
 
 
-def _content_tokens(enc: Encoding, content: Any) -> int:
-    if isinstance(content, str):
-        return _count(enc, content)
-    if not isinstance(content, list):
-        return 0
-    n = 0
-    for part in content:
-        if isinstance(part, str):
-            n += _count(enc, part)
-            continue
-        if not isinstance(part, dict):
-            continue
-        kind = part.get("type")
-        if kind in ("image_url", "input_image", "image"):
-            n += _image_part_tokens(part)
-            continue
-        text = part.get("text")
-        if text is None:
-            text = part.get("refusal")
-        if isinstance(text, str):
-            n += _count(enc, text)
-    return n
-
-
-def _function_tokens(enc: Encoding, function: Any) -> int:
-    if not isinstance(function, dict):
-        return 0
-    n = 0
-    name = function.get("name")
-    if isinstance(name, str):
-        n += enc.count(name)
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):
-        n += _count(enc, arguments)
-    return n
-
-
 def _ts_type(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "any"
@@ -361,27 +349,24 @@ def count_message_tokens(model: str, messages: list[dict], tools: list[dict] | N
     """Prompt tokens of a chat request: the cookbook per-message overheads plus the tokens of
     every string field (role, content, name, tool_call_id...), text content parts, images by
     the tile formula, tool calls' names and arguments, and an approximation for tools."""
+    return count_prompt(model, _request.message_prompt(messages if isinstance(messages, list) else list(messages)),
+                        tools)
+
+
+def count_prompt(model: str, prompt: Prompt, tools: list[dict] | None = None) -> TokenCount:
+    """Tokens of a prompt already taken apart (by ``fastgw._core.request``, while validating).
+
+    Chat prompts add the overheads above; a text prompt (completions, embeddings) is its
+    strings plus any token ids, and is exact whenever it holds no string to count.
+    """
     enc, exact = _encoding_of(model)
-    total = TOKENS_REPLY_PRIMING
-    for message in messages:
-        total += TOKENS_PER_MESSAGE
-        if not isinstance(message, dict):
-            continue
-        for key, value in message.items():
-            if value is None:
-                continue
-            if key == "content":
-                total += _content_tokens(enc, value)
-            elif isinstance(value, str):
-                total += _count(enc, value)
-                if key == "name":
-                    total += TOKENS_PER_NAME
-            elif key == "tool_calls" and isinstance(value, list):
-                for call in value:
-                    if isinstance(call, dict):
-                        total += _function_tokens(enc, call.get("function"))
-            elif key == "function_call":
-                total += _function_tokens(enc, value)
+    total = prompt.token_ids + _count_all(enc, prompt.texts)
+    for part in prompt.images:
+        total += _image_part_tokens(part)
+    if prompt.chat:
+        total += TOKENS_REPLY_PRIMING + TOKENS_PER_MESSAGE * prompt.messages + TOKENS_PER_NAME * prompt.names
+    elif not prompt.texts:
+        exact = True  # only token ids: nothing was counted with a stand-in tokenizer
     if tools:
         total += _count(enc, _render_tools(tools)) + TOOLS_OVERHEAD_TOKENS
     return TokenCount(total, exact, enc.name)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..tokens import count_message_tokens, count_text_tokens
+from .._core.request import RequestInfo, text_prompt
+from ..tokens import count_message_tokens, count_prompt
 from .pricing import Price, output_cap, worst_case_cost
 
 _EPS = 1e-12
@@ -41,9 +42,14 @@ class PromptCount:
     exact: bool
 
 
-def prompt_tokens(endpoint: str, model: str, body: dict) -> PromptCount:
-    """Prompt tokens of a request, counted with the token counter (exact for OpenAI models)."""
-    if endpoint in ("chat.completions", "messages"):
+def prompt_tokens(endpoint: str, model: str, body: dict, info: RequestInfo | None = None) -> PromptCount:
+    """Prompt tokens of a request, counted with the token counter (exact for OpenAI models).
+
+    ``info`` is what validation extracted from the body (``fastgw._core.request``): counted
+    from it, the messages are not walked twice. It is used only for the body it came from."""
+    if info is not None and info.body is body:
+        count = count_prompt(model, info.prompt, info.tools)
+    elif endpoint in ("chat.completions", "messages"):
         messages = body.get("messages")
         if not isinstance(messages, list):
             return PromptCount(0, False)
@@ -51,28 +57,9 @@ def prompt_tokens(endpoint: str, model: str, body: dict) -> PromptCount:
         if isinstance(system, str) and system:
             messages = [{"role": "system", "content": system}, *messages]
         count = count_message_tokens(model, messages, body.get("tools") if isinstance(body.get("tools"), list) else None)
-        return PromptCount(count.tokens, count.exact)
-    texts = _texts(body.get("prompt") if endpoint == "completions" else body.get("input"))
-    tokens = 0
-    exact = True
-    for item in texts:
-        if isinstance(item, str):
-            count = count_text_tokens(model, item)
-            tokens += count.tokens
-            exact = exact and count.exact
-        else:
-            tokens += len(item)  # already tokens
-    return PromptCount(tokens, exact)
-
-
-def _texts(value: object) -> list:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        if value and all(isinstance(v, int) for v in value):
-            return [value]
-        return [v for v in value if isinstance(v, (str, list))]
-    return []
+    else:
+        count = count_prompt(model, text_prompt(body.get("prompt") if endpoint == "completions" else body.get("input")))
+    return PromptCount(count.tokens, count.exact)
 
 
 def requested_output_tokens(endpoint: str, body: dict, price: Price | None) -> int:

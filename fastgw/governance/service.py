@@ -19,6 +19,7 @@ import msgspec
 
 from ..config import LoadedConfig
 from ..errors import GatewayError
+from ..tokens import preload_encodings
 from ..usage import UsageRecord
 from .budgets import PromptCount, budget_message, prompt_tokens, reservation
 from .cache import EntityCache, Identity
@@ -34,7 +35,9 @@ from .store import GovernanceStore
 log = logging.getLogger("fastgw.governance")
 
 INSTANCE_ENV = "FASTGW_INSTANCE_ID"  # set by `fastgw serve` so all its workers share one counter file
+WORKERS_ENV = "FASTGW_WORKERS"  # set by `fastgw serve`: "1" means no other process shares the counter file
 SYNC_INTERVAL = 1.0
+_UNKNOWN_GROUP: tuple[list[Price], bool] = ([], True)  # no deployment: nothing priced
 _CHANGE = msgspec.json.Decoder(Change)
 
 
@@ -72,6 +75,11 @@ class Governance:
         for dep in loaded.deployments:
             self.group_prices.setdefault(dep.model_name, []).append(self.prices[dep.id])
             self.count_models.setdefault(dep.model_name, dep.model)
+        # Per group, fixed with the config: the priced deployments (a reservation is their worst
+        # case) and whether any is unpriced, so admission does not recompute them per request.
+        self.group_pricing: dict[str, tuple[list[Price], bool]] = {
+            group: ([p for p in prices if p is not None], any(p is None for p in prices))
+            for group, prices in self.group_prices.items()}
         self.database_path = loaded.database_path
         self.store = GovernanceStore(loaded.database_path)
         self.cache = EntityCache()
@@ -89,7 +97,8 @@ class Governance:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self.counters = SharedMemoryCounterStore(counter_path(self.database_path), instance_id(), self.counter_slots)
+        self.counters = SharedMemoryCounterStore(counter_path(self.database_path), instance_id(), self.counter_slots,
+                                                 exclusive=os.environ.get(WORKERS_ENV) == "1")
         with self.counters.locked() as view:
             fresh = self.counters.claim()
             self.cursor = self.counters.cursor_locked(view)
@@ -100,6 +109,8 @@ class Governance:
             await self._load_entities()
             self.sync()
             self.spend_rebuilt = True
+        if self.enabled:  # budgets and tpm limits count prompts: load the tokenizers before traffic
+            await asyncio.to_thread(preload_encodings, set(self.count_models.values()))
         self._task = asyncio.create_task(self._maintain(), name="fastgw-governance")
 
     async def stop(self) -> None:
@@ -281,20 +292,25 @@ class Governance:
         scopes = identity.scopes
         if not scopes:
             return
-        prices = self.group_prices.get(model) or [None]
-        budgeted = any(s.max_budget is not None for s in scopes)
-        if budgeted and self.deny_unpriced and any(p is None for p in prices):
+        priced, unpriced = self.group_pricing.get(model, _UNKNOWN_GROUP)
+        budgeted = counted = False
+        for scope in scopes:  # a plain loop: cheaper than two any() generators per request
+            if scope.max_budget is not None:
+                budgeted = True
+            if scope.tpm:
+                counted = True
+        if budgeted and self.deny_unpriced and unpriced:
             raise GatewayError(400, f"model '{model}' has no price, so a budget cannot be enforced for it; set "
                                "input_cost_per_token and output_cost_per_token in its model_info (or "
                                "general_settings.budget_unpriced_models: allow)", "invalid_request_error", "model",
                                "model_unpriced")
-        needs_count = budgeted or any(s.tpm for s in scopes)
+        needs_count = budgeted or counted
         body, endpoint = call.body, call.endpoint
         if endpoint == "messages" and getattr(call, "openai_body", None) is not None:
             body, endpoint = call.openai_body, "chat.completions"  # translated for a non-Anthropic upstream
-        prompt = prompt_tokens(endpoint, self.count_models.get(model, model), body) if needs_count \
-            else PromptCount(0, True)
-        reserve = reservation([p for p in prices if p is not None], endpoint, body, prompt) if budgeted else 0.0
+        prompt = prompt_tokens(endpoint, self.count_models.get(model, model), body, call.request_info) \
+            if needs_count else PromptCount(0, True)
+        reserve = reservation(priced, endpoint, body, prompt) if budgeted else 0.0
         assert self.counters is not None
         now = self.clock()
         try:

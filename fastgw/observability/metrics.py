@@ -90,31 +90,47 @@ class GatewayMetrics:
         self.webhook_dropped = Counter("fastgw_webhook_records_dropped",
                                        "Records the webhook dropped (queue full or retries exhausted).", registry=r)
         self._usage_dropped_seen = 0
+        self._series: dict[tuple, Any] = {}
 
     # per request ------------------------------------------------------------------
     def observe(self, call: "Call") -> None:
         record = call.record
         group = record.model_group or ""
         provider = record.provider or ""
-        self.requests.labels(record.endpoint, group, record.deployment_id or "", provider, str(record.status),
-                             key_alias(call)).inc()
-        self.latency.labels(record.endpoint, group).observe(record.latency_ms / 1000.0)
+        child = self._child
+        child(self.requests, record.endpoint, group, record.deployment_id or "", provider, record.status,
+              key_alias(call)).inc()
+        child(self.latency, record.endpoint, group).observe(record.latency_ms / 1000.0)
         if record.ttft_ms is not None:
-            self.ttft.labels(group).observe(record.ttft_ms / 1000.0)
+            child(self.ttft, group).observe(record.ttft_ms / 1000.0)
         if not record.cache_hit:
             if record.prompt_tokens:
-                self.tokens.labels(group, provider, "input").inc(record.prompt_tokens)
+                child(self.tokens, group, provider, "input").inc(record.prompt_tokens)
             if record.completion_tokens:
-                self.tokens.labels(group, provider, "output").inc(record.completion_tokens)
+                child(self.tokens, group, provider, "output").inc(record.completion_tokens)
             cost = record_cost(record)
             if cost:
-                self.spend.labels(group, provider, key_alias(call)).inc(cost)
+                child(self.spend, group, provider, key_alias(call)).inc(cost)
         for attempt in call.attempt_log:
             if attempt.error_type and attempt.error_type not in NOT_UPSTREAM_ERRORS:
                 self.upstream_errors.labels(group, attempt.deployment_id, attempt.provider, attempt.error_type).inc()
 
+    def _child(self, metric: Any, *labels: Any) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set.
+
+        ``labels()`` validates, stringifies and takes a lock on every call; a running
+        gateway has few label sets (groups x deployments x statuses x key aliases), so
+        their series are kept here (bounded: cleared if it ever grows past 10,000)."""
+        key = (id(metric), labels)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= 10_000:
+                self._series.clear()
+            series = self._series[key] = metric.labels(*(str(v) for v in labels))
+        return series
+
     def cache_lookup(self, model_group: str, hit: bool) -> None:
-        (self.cache_hits if hit else self.cache_misses).labels(model_group).inc()
+        self._child(self.cache_hits if hit else self.cache_misses, model_group).inc()
 
     def cache_backend_error(self, backend: str, operation: str) -> None:
         self.cache_errors.labels(backend, operation).inc()

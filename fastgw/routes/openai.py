@@ -19,7 +19,7 @@ from ..responses import JSONBytesResponse, error_response
 
 log = logging.getLogger("fastgw.routes")
 
-Validator = Callable[[dict], None]
+Validator = Callable[[dict], validation.RequestInfo]
 
 
 async def _serve(request: Request, endpoint: str, validate: Validator) -> Response:
@@ -29,12 +29,12 @@ async def _serve(request: Request, endpoint: str, validate: Validator) -> Respon
     try:
         principal = gw.auth.authenticate(request.headers)
         body = await validation.read_json(request, gw.max_body_bytes)
-        validate(body)
-        model = body["model"]
+        info = validate(body)
+        model = info.model
         gw.models.group(model)
-        stream = bool(body.get("stream")) and endpoint != "embeddings"
+        stream = info.stream
         call = Call(endpoint=endpoint, body=body, model_group=model, principal=principal, request_id=request_id,
-                    stream=stream, include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
+                    stream=stream, include_usage=info.include_usage, request_info=info)
         gw.governance.admit(call)  # governance: model access, budget reservation, rate limits (or raise)
         cache_plan = response_cache.begin(gw, call, request.headers)  # strips body["cache"]
         cached = await response_cache.serve_hit(gw, call, cache_plan)

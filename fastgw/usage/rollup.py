@@ -8,11 +8,6 @@ because SQLite treats NULLs in a primary key as distinct.
 """
 from __future__ import annotations
 
-import time
-from typing import Iterable
-
-from .record import COLUMNS
-
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS spend_daily (day TEXT NOT NULL, key_hash TEXT NOT NULL, team_id TEXT NOT NULL, "
     "user_id TEXT NOT NULL, model_group TEXT NOT NULL, provider TEXT NOT NULL, spend REAL NOT NULL DEFAULT 0, "
@@ -26,58 +21,23 @@ SCHEMA = (
 )
 
 _SUMS = ("spend", "requests", "unpriced_requests", "prompt_tokens", "completion_tokens")
-UPSERT_DAILY = (
-    "INSERT INTO spend_daily (day, key_hash, team_id, user_id, model_group, provider, " + ", ".join(_SUMS) + ") "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, key_hash, team_id, user_id, model_group, provider) "
-    "DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
-)
-UPSERT_TOTALS = (
-    "INSERT INTO spend_totals (kind, id, " + ", ".join(_SUMS) + ") VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (kind, id) DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
-)
-
+_SUM_EXPRS = ("COALESCE(SUM(cost), 0), COUNT(*), SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+              "SUM(completion_tokens)")
+_ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 _DAY_SQL = "strftime('%Y-%m-%d', ts, 'unixepoch')"
-BACKFILL = (
+
+# Each statement folds the usage rows with ``id > ?`` into the rollups. The writer runs them
+# in the same transaction as the batch it inserted (rollups never drift from rows); the
+# summing happens inside SQLite, which releases the GIL, not in a Python loop that holds it.
+ROLLUP_SINCE = (
     f"INSERT INTO spend_daily (day, key_hash, team_id, user_id, model_group, provider, {', '.join(_SUMS)}) "
     f"SELECT {_DAY_SQL}, COALESCE(key_hash, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), "
-    "COALESCE(model_group, ''), COALESCE(provider, ''), COALESCE(SUM(cost), 0), COUNT(*), "
-    "SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens) FROM usage_log "
-    f"GROUP BY 1, 2, 3, 4, 5, 6",
-    *(f"INSERT INTO spend_totals (kind, id, {', '.join(_SUMS)}) SELECT '{kind}', {col}, COALESCE(SUM(cost), 0), "
-      "COUNT(*), SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens) "
-      f"FROM usage_log WHERE {col} IS NOT NULL GROUP BY {col}"
+    f"COALESCE(model_group, ''), COALESCE(provider, ''), {_SUM_EXPRS} FROM usage_log WHERE id > ? "
+    f"GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT (day, key_hash, team_id, user_id, model_group, provider) "
+    f"DO UPDATE SET {_ADD}",
+    *(f"INSERT INTO spend_totals (kind, id, {', '.join(_SUMS)}) SELECT '{kind}', {col}, {_SUM_EXPRS} "
+      f"FROM usage_log WHERE id > ? AND {col} IS NOT NULL AND {col} <> '' GROUP BY {col} "
+      f"ON CONFLICT (kind, id) DO UPDATE SET {_ADD}"
       for kind, col in (("key", "key_hash"), ("team", "team_id"), ("user", "user_id"))),
 )
-
-_I = {name: i for i, name in enumerate(COLUMNS)}
-
-
-def day_of(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
-
-
-def aggregate(rows: Iterable[tuple]) -> tuple[list[tuple], list[tuple]]:
-    """Sum a batch of usage rows into rollup increments (daily rows, per-entity totals)."""
-    daily: dict[tuple, list] = {}
-    totals: dict[tuple, list] = {}
-    i_ts, i_key, i_team, i_user = _I["ts"], _I["key_hash"], _I["team_id"], _I["user_id"]
-    i_model, i_provider, i_cost, i_unpriced = _I["model_group"], _I["provider"], _I["cost"], _I["unpriced"]
-    i_prompt, i_completion = _I["prompt_tokens"], _I["completion_tokens"]
-    for row in rows:
-        sums = (row[i_cost] or 0.0, 1, 1 if row[i_unpriced] else 0, row[i_prompt] or 0, row[i_completion] or 0)
-        group = (day_of(row[i_ts]), row[i_key] or "", row[i_team] or "", row[i_user] or "", row[i_model] or "",
-                 row[i_provider] or "")
-        _add(daily, group, sums)
-        for kind, value in (("key", row[i_key]), ("team", row[i_team]), ("user", row[i_user])):
-            if value:
-                _add(totals, (kind, value), sums)
-    return [(*k, *v) for k, v in daily.items()], [(*k, *v) for k, v in totals.items()]
-
-
-def _add(target: dict[tuple, list], group: tuple, sums: tuple) -> None:
-    current = target.get(group)
-    if current is None:
-        target[group] = list(sums)
-    else:
-        for i, value in enumerate(sums):
-            current[i] += value
+LAST_ID = "SELECT COALESCE(MAX(id), 0) FROM usage_log"

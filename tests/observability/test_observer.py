@@ -33,6 +33,7 @@ def test_a_failing_sink_does_not_stop_the_others_or_raise(make_call):
     observer.observe(make_call())
     served = metrics.requests.labels("chat.completions", "gpt-4o-mini", "dep-1", "openai", "200", "team-a")
     assert served._value.get() == 2
+    observer.refresh_gauges()  # on every scrape and once a second, not per request
     assert metrics.usage_log_queue_depth._value.get() == 3
 
 

@@ -1,0 +1,288 @@
+"""The write-behind usage log: nothing recorded is lost, the request side never waits."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+import threading
+
+import pytest
+
+from fastgw.usage import UsageRecord
+from fastgw.usage.log import UsageLog, WRITER_NICE
+
+
+def rows(path) -> list[tuple]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT request_id, cost, key_hash FROM usage_log ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def record(i: int, **kw) -> UsageRecord:
+    return UsageRecord(ts=1_700_000_000.0 + i, request_id=f"r{i}", endpoint="chat.completions", status=200,
+                       key_hash="k1", model_group="g", provider="openai", cost=0.001, **kw)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_rows_are_written_in_order_with_rollups(tmp_path):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.05, batch_size=7)
+        await log.start()
+        for i in range(100):
+            log.record(record(i))
+        await log.flush()
+        assert log.queue_depth == 0 and log.written == 100
+        await log.stop()
+
+    run(main())
+    assert [r[0] for r in rows(path)] == [f"r{i}" for i in range(100)]
+    con = sqlite3.connect(path)
+    spend, requests = con.execute("SELECT spend, requests FROM spend_totals WHERE kind = 'key' AND id = 'k1'").fetchone()
+    con.close()
+    assert requests == 100 and spend == pytest.approx(0.1)
+
+
+def test_the_pricer_fills_rows_before_they_are_queued(tmp_path):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.05)
+        log.pricer = lambda row: setattr(row, "cost", 0.5)
+        await log.start()
+        row = record(1)
+        row.cost = None
+        log.record(row)
+        await log.stop()
+
+    run(main())
+    assert rows(path)[0][1] == 0.5
+
+
+def test_stop_writes_everything_recorded(tmp_path):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=60.0)  # only the shutdown flush can write these
+        await log.start()
+        for i in range(1234):
+            log.record(record(i))
+        await log.stop()
+        assert log.written == 1234 and log.dropped == 0
+
+    run(main())
+    assert len(rows(path)) == 1234
+
+
+def test_a_full_queue_drops_and_counts(tmp_path, caplog):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, queue_size=10, flush_interval=60.0)
+        await log.start()
+        for i in range(15):
+            log.record(record(i))
+        assert log.dropped == 5 and log.queue_depth == 10
+        await log.stop()
+        return log
+
+    log = run(main())
+    assert len(rows(path)) == 10 and log.dropped == 5
+    assert "usage log queue full" in caplog.text
+
+
+def test_a_locked_database_keeps_rows_until_it_is_free(tmp_path):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.02)
+        await log.start()
+        blocker = sqlite3.connect(path, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        for i in range(20):
+            log.record(record(i))
+        for _ in range(300):
+            if log.write_errors:
+                break
+            await asyncio.sleep(0.01)
+        assert log.write_errors and log.last_error and not log.healthy()
+        assert log.queue_depth == 20
+        blocker.rollback()
+        blocker.close()
+        await asyncio.wait_for(log.flush(), 15)
+        assert log.healthy() and log.written == 20
+        await log.stop()
+
+    run(main())
+    assert len(rows(path)) == 20
+
+
+def test_a_deleted_database_is_recreated(tmp_path):
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.02)
+        await log.start()
+        log.record(record(0))
+        await log.flush()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        log.record(record(1))
+        await asyncio.wait_for(log.flush(), 10)
+        await log.stop()
+
+    run(main())
+    assert [r[0] for r in rows(path)] == ["r1"]
+
+
+def test_recording_never_blocks_on_a_slow_writer(tmp_path):
+    """record() only appends: while the writer is stuck on a lock, the loop keeps going."""
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.01)
+        await log.start()
+        blocker = sqlite3.connect(path, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(ticker())
+        for i in range(5000):
+            log.record(record(i))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        assert ticks > 50
+        blocker.rollback()
+        blocker.close()
+        await log.stop()
+        assert log.written == 5000
+
+    run(main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux-only")
+def test_the_writer_thread_runs_at_a_lower_priority(tmp_path):
+    async def main():
+        log = UsageLog(str(tmp_path / "u.db"), flush_interval=0.01)
+        await log.start()
+        await asyncio.sleep(0.05)
+        assert log._thread is not None and log._thread.native_id is not None
+        tid = log._thread.native_id
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        nice = int(fields[16])  # field 19 of stat; fields[0] is field 3
+        await log.stop()
+        return nice
+
+    assert run(main()) == WRITER_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != WRITER_NICE or WRITER_NICE == 0
+
+
+def expected_rollups(records: list[UsageRecord]) -> tuple[dict, dict]:
+    """The rollups computed the slow, obvious way (the oracle for the SQL)."""
+    import time as _time
+
+    daily: dict[tuple, list] = {}
+    totals: dict[tuple, list] = {}
+    for r in records:
+        sums = [r.cost or 0.0, 1, 1 if r.unpriced else 0, r.prompt_tokens, r.completion_tokens]
+        day = _time.strftime("%Y-%m-%d", _time.gmtime(r.ts))
+        group = (day, r.key_hash or "", r.team_id or "", r.user_id or "", r.model_group or "", r.provider or "")
+        for target, key in [(daily, group)] + [(totals, (kind, v)) for kind, v in
+                                                (("key", r.key_hash), ("team", r.team_id), ("user", r.user_id)) if v]:
+            current = target.setdefault(key, [0.0, 0, 0, 0, 0])
+            for i, value in enumerate(sums):
+                current[i] += value
+    return daily, totals
+
+
+def stored_rollups(path) -> tuple[dict, dict]:
+    con = sqlite3.connect(path)
+    try:
+        daily = {tuple(r[:6]): list(r[6:]) for r in con.execute("SELECT * FROM spend_daily")}
+        totals = {tuple(r[:2]): list(r[2:]) for r in con.execute("SELECT * FROM spend_totals")}
+    finally:
+        con.close()
+    return daily, totals
+
+
+def varied_records(n: int) -> list[UsageRecord]:
+    import random
+
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        unpriced = rng.random() < 0.1
+        out.append(UsageRecord(
+            ts=1_700_000_000.0 + rng.randrange(0, 3 * 86400), request_id=f"v{i}", endpoint="chat.completions",
+            status=200, key_hash=rng.choice(["k1", "k2", "k3", None]), team_id=rng.choice(["t1", "t2", None]),
+            user_id=rng.choice(["u1", None, None]), model_group=rng.choice(["a", "b"]),
+            provider=rng.choice(["openai", "anthropic", None]), prompt_tokens=rng.randrange(0, 5000),
+            completion_tokens=rng.randrange(0, 900), unpriced=unpriced,
+            cost=None if unpriced else round(rng.random() / 100, 9)))
+    return out
+
+
+def test_rollups_match_the_rows_across_batches(tmp_path):
+    path = str(tmp_path / "u.db")
+    records = varied_records(1500)
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.01, batch_size=50)
+        await log.start()
+        for i, r in enumerate(records):
+            log.record(r)
+            if i % 400 == 0:
+                await log.flush()  # several transactions, each folding only its own rows
+        await log.stop()
+
+    run(main())
+    want_daily, want_totals = expected_rollups(records)
+    got_daily, got_totals = stored_rollups(path)
+    assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
+    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
+        for key, sums in want.items():
+            assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
+
+
+def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
+    path = str(tmp_path / "u.db")
+    records = varied_records(300)
+
+    async def write():
+        log = UsageLog(path, flush_interval=0.01)
+        await log.start()
+        for r in records:
+            log.record(r)
+        await log.stop()
+
+    run(write())
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE spend_daily")
+    con.execute("DROP TABLE spend_totals")
+    con.commit()
+    con.close()
+    async def reopen():
+        log = UsageLog(path)
+        await log.start()  # creates the rollups and fills them from the rows
+        await log.stop()
+
+    run(reopen())
+    want_daily, want_totals = expected_rollups(records)
+    got_daily, got_totals = stored_rollups(path)
+    assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
+    assert all(got_totals[k][1:] == v[1:] for k, v in want_totals.items())
