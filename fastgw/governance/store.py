@@ -7,14 +7,17 @@ start-up touch these tables; the request path reads the in-memory cache.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sqlite3
 import time
 from typing import Any, Iterable
 
 import aiosqlite
 import msgspec
 
+from .. import sqlite_file
 from .entities import ENTITY_TYPES, Entity, KeyEntry, TeamEntry, UserEntry
 
 log = logging.getLogger("fastgw.governance")
@@ -47,15 +50,16 @@ class GovernanceStore:
         self.recreated = 0  # times the file was found missing and rebuilt from the cache
 
     async def connect(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        def setup(db: sqlite3.Connection) -> None:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+        # WAL mode and tables once, serialised across workers; then the connection admin calls use
+        prepared = await asyncio.to_thread(sqlite_file.open_prepared, self.path, setup, timeout=2.0)
+        prepared.close()
         db = await aiosqlite.connect(self.path, timeout=2.0)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA busy_timeout=2000")
-            for statement in SCHEMA:
-                await db.execute(statement)
-            await db.commit()
         except BaseException:
             await db.close()
             raise

@@ -23,6 +23,7 @@ from typing import Callable
 
 import msgspec
 
+from .. import sqlite_file
 from . import rollup
 from .record import COLUMNS, UsageRecord
 
@@ -105,22 +106,17 @@ class UsageLog:
         self._thread.start()
 
     # -- writer thread ----------------------------------------------------------------
-    def _connect(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=1.0, isolation_level="DEFERRED", check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
+    def _connect(self, deadline: float = sqlite_file.SETUP_DEADLINE) -> None:
+        def setup(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(SCHEMA)
             _add_missing_columns(db)
             for statement in INDEXES:
                 db.execute(statement)
             _create_rollups(db)
-            db.commit()
-        except BaseException:
-            db.close()
-            raise
+
+        db = sqlite_file.open_prepared(self.path, setup, timeout=1.0, deadline=deadline,
+                                       isolation_level="DEFERRED", check_same_thread=False)
         self._db = db
         self._inode = os.stat(self.path).st_ino
 
@@ -209,7 +205,7 @@ class UsageLog:
             except Exception:
                 pass
             self._db = None
-        self._connect()
+        self._connect(deadline=2.0)  # short: the writer retries on its next cycle anyway
 
     def _wake_waiters(self) -> None:
         with self._waiters_lock:
