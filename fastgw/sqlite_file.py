@@ -68,3 +68,9 @@ def open_prepared(path: str, setup: Callable[[sqlite3.Connection], None], *, tim
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
+
+
+def prepare(path: str, setup: Callable[[sqlite3.Connection], None], **kwargs: Any) -> None:
+    """``open_prepared`` for callers that use their own connection afterwards (closed in this thread,
+    as sqlite3 requires)."""
+    open_prepared(path, setup, **kwargs).close()

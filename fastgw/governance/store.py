@@ -55,8 +55,7 @@ class GovernanceStore:
                 db.execute(statement)
 
         # WAL mode and tables once, serialised across workers; then the connection admin calls use
-        prepared = await asyncio.to_thread(sqlite_file.open_prepared, self.path, setup, timeout=2.0)
-        prepared.close()
+        await asyncio.to_thread(sqlite_file.prepare, self.path, setup, timeout=2.0)
         db = await aiosqlite.connect(self.path, timeout=2.0)
         try:
             await db.execute("PRAGMA busy_timeout=2000")
