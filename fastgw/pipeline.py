@@ -196,6 +196,7 @@ async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call, at
     """One upstream attempt up to the response headers; an error status becomes a GatewayError."""
     request = _build_request(provider, dep, call)
     attempts.begin(dep)
+    gw.observer.while_upstream_waits()  # perf: earlier requests' metrics and logs fill this wait
     response = await gw.transport_for(provider).send(request, connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
                                                       read_timeout=read_timeout)
     if response.status >= 400:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastgw.observability")
 
 GAUGE_REFRESH_SECONDS = 1.0
+# Finished requests wait at most this long to be observed when no upstream call comes along to
+# overlap with (an idle gateway); /metrics and shutdown observe what is pending first.
+OBSERVE_DELAY_SECONDS = 0.002
 
 
 class Observer:
@@ -43,6 +46,8 @@ class Observer:
         self._failed_sinks: set[str] = set()
         self._gauge_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # perf: get_running_loop() costs a getpid() on 3.11
+        self._pending: list["Call"] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_settings(cls, settings: ObservabilitySettings, metrics: GatewayMetrics,
@@ -67,9 +72,31 @@ class Observer:
         return self.settings.include_messages
 
     def observe_soon(self, call: "Call") -> None:
-        """``observe`` once the current task step is over: for a non-streamed request, after
-        its response is written, so metrics and logs stay off the client's latency."""
-        (self._loop or asyncio.get_running_loop()).call_soon(self.observe, call)
+        """Observe ``call`` off its client's latency: not now (its response may still be unwritten),
+        but while a later request waits on its upstream (``while_upstream_waits``), or after
+        ``OBSERVE_DELAY_SECONDS`` if none does.
+
+        Why not simply ``call_soon``: at low concurrency the next request arrives while that
+        callback runs, so the ~7% of a request's instructions spent here (callgrind) landed on
+        the next request's latency; run during an upstream wait, the loop was idle anyway."""
+        self._pending.append(call)
+        if self._timer is None:
+            self._timer = (self._loop or asyncio.get_running_loop()).call_later(OBSERVE_DELAY_SECONDS,
+                                                                                 self.observe_pending)
+
+    def while_upstream_waits(self) -> None:
+        """Called just before a request awaits its upstream: pending observations run once the
+        calling task yields to that wait."""
+        if self._pending:
+            (self._loop or asyncio.get_running_loop()).call_soon(self.observe_pending)
+
+    def observe_pending(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        for call in pending:
+            self.observe(call)
 
     def observe(self, call: "Call") -> None:
         self._run("attempts", lambda c: close_open_attempts(c.attempt_log, c.record.status, c.record.error_type), call)
@@ -119,6 +146,7 @@ class Observer:
             self._run("usage log gauges", lambda _: self.refresh_gauges(), None)  # type: ignore[arg-type]
 
     async def stop(self) -> None:
+        self.observe_pending()
         if self._gauge_task is not None:
             self._gauge_task.cancel()
             await asyncio.gather(self._gauge_task, return_exceptions=True)

@@ -23,6 +23,7 @@ async def metrics(request: Request) -> Response:
             gw.auth.authenticate(request.headers)
         except GatewayError as err:
             return error_response(err, request.headers.get("x-request-id"))
+    gw.observer.observe_pending()  # requests finished a moment ago are counted
     gw.observer.refresh_gauges()
     return Response(render_latest(gw.metrics.registry), 200, media_type=CONTENT_TYPE_LATEST)
 

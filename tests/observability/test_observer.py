@@ -1,6 +1,7 @@
 """The observer: every sink runs, a failing one is isolated, nothing reaches the request."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -8,7 +9,7 @@ import orjson
 from fastgw.errors import GatewayError
 from fastgw.observability.logs import JsonFormatter, iso_utc
 from fastgw.observability.metrics import GatewayMetrics
-from fastgw.observability.observer import Observer
+from fastgw.observability.observer import OBSERVE_DELAY_SECONDS, Observer
 from fastgw.observability.settings import ObservabilitySettings
 
 
@@ -59,3 +60,51 @@ def test_json_formatter():
     line = orjson.loads(JsonFormatter().format(record))
     assert line == {"ts": iso_utc(record.created), "level": "warning", "logger": "fastgw.x", "message": "hello world"}
     assert iso_utc(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+def _served(metrics: GatewayMetrics) -> float:
+    return metrics.requests.labels("chat.completions", "gpt-4o-mini", "dep-1", "openai", "200", "team-a")._value.get()
+
+
+async def test_observations_wait_for_the_next_upstream_wait(make_call):
+    metrics = GatewayMetrics()
+    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
+    await observer.start()
+    try:
+        observer.observe_soon(make_call())
+        observer.observe_soon(make_call())
+        assert _served(metrics) == 0  # not while the response may still be unwritten
+        observer.while_upstream_waits()
+        assert _served(metrics) == 0  # not before the calling task yields
+        await asyncio.sleep(0)
+        assert _served(metrics) == 2
+        await asyncio.sleep(0.01)  # the fallback timer finds nothing left: no double count
+        assert _served(metrics) == 2
+    finally:
+        await observer.stop()
+
+
+async def test_an_idle_gateway_observes_after_the_delay(make_call):
+    metrics = GatewayMetrics()
+    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
+    await observer.start()
+    try:
+        observer.observe_soon(make_call())
+        await asyncio.sleep(0)
+        assert _served(metrics) == 0
+        await asyncio.sleep(OBSERVE_DELAY_SECONDS * 10)
+        assert _served(metrics) == 1
+    finally:
+        await observer.stop()
+
+
+async def test_stop_and_scrape_observe_what_is_pending(make_call):
+    metrics = GatewayMetrics()
+    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
+    await observer.start()
+    observer.observe_soon(make_call())
+    observer.observe_pending()  # what GET /metrics does before rendering
+    assert _served(metrics) == 1
+    observer.observe_soon(make_call())
+    await observer.stop()
+    assert _served(metrics) == 2
