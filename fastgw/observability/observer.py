@@ -48,6 +48,7 @@ class Observer:
         self._loop: asyncio.AbstractEventLoop | None = None  # perf: get_running_loop() costs a getpid() on 3.11
         self._pending: list["Call"] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._soon = False  # observe_pending is already scheduled for the next loop step
 
     @classmethod
     def from_settings(cls, settings: ObservabilitySettings, metrics: GatewayMetrics,
@@ -87,10 +88,12 @@ class Observer:
     def while_upstream_waits(self) -> None:
         """Called just before a request awaits its upstream: pending observations run once the
         calling task yields to that wait."""
-        if self._pending:
+        if self._pending and not self._soon:
+            self._soon = True
             (self._loop or asyncio.get_running_loop()).call_soon(self.observe_pending)
 
     def observe_pending(self) -> None:
+        self._soon = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

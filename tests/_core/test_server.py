@@ -356,8 +356,11 @@ def test_content_length_mismatch_closes_the_connection(serve):
 
 
 def test_graceful_shutdown_finishes_the_request_in_flight(serve):
+    received = threading.Event()
+
     async def app(scope, receive, send):
         await receive()
+        received.set()
         await asyncio.sleep(0.5)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
         await send({"type": "http.response.body", "body": b"done"})
@@ -365,18 +368,19 @@ def test_graceful_shutdown_finishes_the_request_in_flight(serve):
     server = serve(app)
     with server.connect() as sock:
         sock.sendall(request("GET", "/g"))
-        time.sleep(0.1)
+        assert received.wait(10)  # in flight when the shutdown starts
         server.server.should_exit = True
         status, headers, body = read_response(sock, bytearray())
         assert body == b"done" and headers.get(b"connection") == b"close"
 
 
 def test_over_the_concurrency_limit_is_a_503(serve):
-    release = threading.Event()
+    release, holding = threading.Event(), threading.Event()
 
     async def app(scope, receive, send):
         await receive()
         if scope["path"] == "/hold":
+            holding.set()
             while not release.is_set():
                 await asyncio.sleep(0.01)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
@@ -385,7 +389,7 @@ def test_over_the_concurrency_limit_is_a_503(serve):
     server = serve(app, limit_concurrency=2)
     with server.connect() as holder, server.connect() as other:
         holder.sendall(request("GET", "/hold"))
-        time.sleep(0.2)
+        assert holding.wait(10)  # both connections accepted, one request in flight
         other.sendall(request("GET", "/x"))
         status, _, body = read_response(other, bytearray())
         assert status.endswith(b"503 Service Unavailable") and body == b"Service Unavailable"
