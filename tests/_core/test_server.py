@@ -387,11 +387,13 @@ def test_over_the_concurrency_limit_is_a_503(serve):
         await send({"type": "http.response.body", "body": b"ok"})
 
     server = serve(app, limit_concurrency=2)
-    with server.connect() as holder, server.connect() as other:
-        holder.sendall(request("GET", "/hold"))
-        assert holding.wait(10)  # both connections accepted, one request in flight
+    with server.connect() as holder:
+        holder.sendall(request("GET", "/hold"))  # alone: a second connection now would refuse it too
+        assert holding.wait(10)
+        other = server.connect()  # the second connection reaches the limit of 2
         other.sendall(request("GET", "/x"))
-        status, _, body = read_response(other, bytearray())
+        with other:
+            status, _, body = read_response(other, bytearray())
         assert status.endswith(b"503 Service Unavailable") and body == b"Service Unavailable"
         release.set()
         assert read_response(holder, bytearray())[2] == b"ok"
