@@ -2,10 +2,10 @@
 
 The request path never waits on the database: ``record`` appends to a deque (no task,
 no lock, no row building). A dedicated writer thread turns records into rows, sums the
-rollups and commits a batch every ``flush_interval``. It runs at a lower CPU priority
-and hands the GIL back every few rows, so on a gateway pinned to one core a batch does not
-hold up a request (measured: it was the source of multi-millisecond p99 at c=1 when the
-batch was built on the event loop).
+rollups and commits a batch every ``flush_interval``. It runs only when the core is idle
+unless it falls behind (``priority.py``) and hands the GIL back every few rows, so on a
+gateway pinned to one core a batch does not hold up a request (measured: it was the
+source of multi-millisecond p99 at c=1 when the batch was built on the event loop).
 
 If the database fails (locked, deleted, disk full) rows stay pending and are retried;
 only a full queue drops rows, and every drop is counted and logged, never silent.
@@ -25,6 +25,7 @@ import msgspec
 
 from .. import sqlite_file
 from . import rollup
+from .priority import WriterPriority
 from .record import COLUMNS, UsageRecord
 
 log = logging.getLogger("fastgw.usage")
@@ -56,8 +57,6 @@ INDEXES = (
 )
 INSERT = f"INSERT INTO usage_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 GIL_YIELD_ROWS = 64  # rows built between two GIL hand-backs (~0.1 ms of work)
-WRITER_NICE = 5  # low enough to yield to the event loop on wake-up, high enough (about a quarter of a
-# saturated core under CFS) that the writer keeps up at full load instead of letting rows pile up
 
 
 class UsageLog:
@@ -66,6 +65,8 @@ class UsageLog:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.priority = WriterPriority()  # idle-only while it keeps up (fastgw/usage/priority.py)
+        self._flushed_at = time.monotonic()
         self._queue: collections.deque[UsageRecord] = collections.deque()  # appended by the loop, taken by the writer
         self._pending: list[tuple] = []  # writer thread: rows taken off the queue but not yet committed
         self._queued = 0  # rows ever queued (loop thread); rows are FIFO, so row n is written once written >= n
@@ -99,6 +100,9 @@ class UsageLog:
             return
         self._queue.append(row)
         self._queued += 1
+        priority = self.priority
+        if priority.idle and len(self._queue) > priority.high:
+            priority.behind()  # an idle-only writer on a busy core may not get to notice
 
     async def start(self) -> None:
         await asyncio.to_thread(self._connect)  # a database that cannot be opened fails start-up
@@ -121,13 +125,20 @@ class UsageLog:
         self._inode = os.stat(self.path).st_ino
 
     def _run(self) -> None:
-        _lower_priority()
+        self.priority.start()
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             exiting = self._exit
+            began = time.monotonic()
+            if exiting:
+                self.priority.normal()  # the last flush must not wait for an idle core
+            else:
+                self.priority.adjust(len(self._queue) + len(self._pending), began - self._flushed_at)
             try:
                 written = self._write_queued()
+                if written:
+                    self._flushed_at = began  # everything queued before `began` is on disk
             except Exception:  # a bug must not end the writer: the rows stay pending
                 log.exception("usage log writer failed")
                 written = False
@@ -253,14 +264,6 @@ class UsageLog:
 def _resolve(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _lower_priority() -> None:
-    """Nice the writer thread (Linux: per thread), so it only takes CPU the request path leaves."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
-    except (AttributeError, OSError):  # not Linux, or not permitted: runs at normal priority
-        pass
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -6,11 +6,13 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 
 import pytest
 
 from fastgw.usage import UsageRecord
-from fastgw.usage.log import UsageLog, WRITER_NICE
+from fastgw.usage.log import UsageLog
+from fastgw.usage.priority import WRITER_NICE
 
 
 def rows(path) -> list[tuple]:
@@ -174,22 +176,49 @@ def test_recording_never_blocks_on_a_slow_writer(tmp_path):
     run(main())
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux-only")
-def test_the_writer_thread_runs_at_a_lower_priority(tmp_path):
+def thread_policy_and_nice(tid: int) -> tuple[int, int]:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is stat field 3
+    return int(fields[38]), int(fields[16])  # policy (field 41), nice (field 19)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux-only")
+def test_the_writer_thread_runs_idle_only_or_niced(tmp_path):
     async def main():
         log = UsageLog(str(tmp_path / "u.db"), flush_interval=0.01)
         await log.start()
         await asyncio.sleep(0.05)
         assert log._thread is not None and log._thread.native_id is not None
-        tid = log._thread.native_id
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        nice = int(fields[16])  # field 19 of stat; fields[0] is field 3
+        seen = thread_policy_and_nice(log._thread.native_id)
         await log.stop()
-        return nice
+        return seen, log.priority.can_idle
 
-    assert run(main()) == WRITER_NICE
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != WRITER_NICE or WRITER_NICE == 0
+    (policy, nice), can_idle = run(main())
+    assert policy == (os.SCHED_IDLE if can_idle else os.SCHED_OTHER) and nice == WRITER_NICE
+    assert thread_policy_and_nice(threading.get_native_id()) == (os.SCHED_OTHER, 0)  # the caller is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux-only")
+def test_a_backlog_lifts_an_idle_only_writer_from_the_event_loop(tmp_path):
+    async def main():
+        log = UsageLog(str(tmp_path / "u.db"), flush_interval=60.0)  # the writer sleeps through the test
+        await log.start()
+        await asyncio.sleep(0.05)
+        if not log.priority.can_idle:
+            await log.stop()
+            return None
+        log.priority.high = 5
+        assert thread_policy_and_nice(log._thread.native_id)[0] == os.SCHED_IDLE
+        for i in range(6):
+            log.record(UsageRecord(ts=time.time(), request_id=f"r{i}", endpoint="chat.completions", status=200))
+        lifted = thread_policy_and_nice(log._thread.native_id), log.priority.switches
+        await log.stop()
+        return lifted
+
+    lifted = run(main())
+    if lifted is None:
+        pytest.skip("this user cannot leave SCHED_IDLE: the writer never enters it")
+    assert lifted == ((os.SCHED_OTHER, WRITER_NICE), 1)
 
 
 def expected_rollups(records: list[UsageRecord]) -> tuple[dict, dict]:
