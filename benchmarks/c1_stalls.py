@@ -3,30 +3,60 @@
 A p99 from a few hundred probes says little about its cause; the times of the slow requests
 do. Stalls that repeat with a fixed period point at periodic work (a flush, a timer, a
 collection); scattered ones at the host. Runs one source tree against the mock, gateway on
-the gateway core, this client on the load core.
+the gateway core, this client (a uvloop protocol, about as quick as wrk) on the load core.
 
-    python benchmarks/c1_stalls.py . [--n 6000] [--over-us 1000] [--direct]
+    python benchmarks/c1_stalls.py . [--n 20000] [--over-us 1000] [--direct]
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ab  # noqa: E402
-import ab_latency  # noqa: E402
 import mockdata  # noqa: E402
+import probe  # noqa: E402
 import run  # noqa: E402
+
+
+async def sequential(port: int, path: str, body: bytes, keys: list[str], n: int) -> tuple[list[float], list[float]]:
+    """n requests one after another on one keep-alive connection, keys in turn (as wrk's script
+    does); returns each request's start (seconds into the run) and latency (us)."""
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(probe.Probe, "127.0.0.1", port)
+    requests = []
+    for key in keys or [""]:
+        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+                f"Content-Length: {len(body)}"] + ([f"Authorization: Bearer {key}"] if key else [])
+        requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    starts, latencies = [], []
+    began = time.perf_counter()
+    for i in range(n):
+        proto.buf = bytearray()
+        proto.first = None
+        proto.done = loop.create_future()
+        t0 = time.perf_counter()
+        proto.transport.write(requests[i % len(requests)])
+        end = await asyncio.wait_for(proto.done, 30)
+        if not proto.buf.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"unexpected response {bytes(proto.buf[:200])!r}")
+        starts.append(t0 - began)
+        latencies.append((end - t0) * 1e6)
+    proto.transport.close()
+    return starts, latencies
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("tree", nargs="?", default=".")
-    parser.add_argument("--n", type=int, default=6000)
+    parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--over-us", type=float, default=1000.0, help="what counts as a slow request")
     parser.add_argument("--direct", action="store_true", help="the mock alone (is the tail the host's?)")
     args = parser.parse_args()
@@ -36,26 +66,20 @@ def main() -> int:
     mock, _ = run.start_mock("auto", workdir)
     gw = None
     try:
+        body = mockdata.request_body("bench-chat")
         if args.direct:
-            target = ab_latency.Target("direct", mock.port, "/json/v1/chat/completions", None)
+            name, port, path, keys = "direct", mock.port, "/json/v1/chat/completions", []
         else:
             gw = ab.start_tree(args.tree, workdir, mock.port)
-            keys, _ = run.make_virtual_keys(gw.port, 20, workdir)
-            key = keys.read_text().split()[0] if keys else run.MASTER_KEY
-            target = ab_latency.Target(args.tree, gw.port, "/v1/chat/completions", key)
-        body = mockdata.request_body("bench-chat")
-        for _ in range(500):
-            target.once(body, False)
-        target.samples.clear()
-        began, starts = time.perf_counter(), []
-        for _ in range(args.n):
-            starts.append(time.perf_counter() - began)
-            target.once(body, False)
-        samples = target.samples
+            key_file, _ = run.make_virtual_keys(gw.port, 100, workdir)
+            name, port, path = args.tree, gw.port, "/v1/chat/completions"
+            keys = key_file.read_text().split() if key_file else [run.MASTER_KEY]
+        uvloop.run(sequential(port, path, body, keys, 2000))  # warm-up
+        starts, samples = uvloop.run(sequential(port, path, body, keys, args.n))
         ordered = sorted(samples)
         pick = {q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99, 0.999)}
         slow = [(t, us) for t, us in zip(starts, samples) if us > args.over_us]
-        print(f"{target.name}: p50 {pick[0.5]:.0f} us, p99 {pick[0.99]:.0f} us, p99.9 {pick[0.999]:.0f} us, "
+        print(f"{name}: p50 {pick[0.5]:.0f} us, p99 {pick[0.99]:.0f} us, p99.9 {pick[0.999]:.0f} us, "
               f"max {ordered[-1]:.0f} us; {len(slow)} of {len(samples)} over {args.over_us:.0f} us")
         print("slow requests (seconds into the run: microseconds):")
         print(" ".join(f"{t:.3f}:{us:.0f}" for t, us in slow[:100]))

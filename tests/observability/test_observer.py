@@ -5,6 +5,7 @@ import asyncio
 import logging
 
 import orjson
+import pytest
 
 from fastgw.errors import GatewayError
 from fastgw.observability.logs import JsonFormatter, iso_utc
@@ -66,42 +67,40 @@ def _served(metrics: GatewayMetrics) -> float:
     return metrics.requests.labels("chat.completions", "gpt-4o-mini", "dep-1", "openai", "200", "team-a")._value.get()
 
 
-async def test_observations_wait_for_the_next_upstream_wait(make_call):
+@pytest.fixture
+async def started():
+    """A started observer (its loop known, as in the gateway) and its metrics; stopped after."""
     metrics = GatewayMetrics()
     observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
     await observer.start()
-    try:
-        observer.observe_soon(make_call())
-        observer.observe_soon(make_call())
-        assert _served(metrics) == 0  # not while the response may still be unwritten
-        observer.while_upstream_waits()
-        assert _served(metrics) == 0  # not before the calling task yields
-        await asyncio.sleep(0)
-        assert _served(metrics) == 2
-        await asyncio.sleep(0.01)  # the fallback timer finds nothing left: no double count
-        assert _served(metrics) == 2
-    finally:
-        await observer.stop()
+    yield observer, metrics
+    await observer.stop()
 
 
-async def test_an_idle_gateway_observes_after_the_delay(make_call):
-    metrics = GatewayMetrics()
-    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
-    await observer.start()
-    try:
-        observer.observe_soon(make_call())
-        await asyncio.sleep(0)
-        assert _served(metrics) == 0
-        await asyncio.sleep(OBSERVE_DELAY_SECONDS * 10)
-        assert _served(metrics) == 1
-    finally:
-        await observer.stop()
+async def test_observations_wait_for_the_next_upstream_wait(make_call, started):
+    observer, metrics = started
+    observer.observe_soon(make_call())
+    observer.observe_soon(make_call())
+    assert _served(metrics) == 0  # not while the response may still be unwritten
+    observer.while_upstream_waits()
+    assert _served(metrics) == 0  # not before the calling task yields
+    await asyncio.sleep(0)
+    assert _served(metrics) == 2
+    await asyncio.sleep(0.01)  # the fallback timer finds nothing left: no double count
+    assert _served(metrics) == 2
 
 
-async def test_stop_and_scrape_observe_what_is_pending(make_call):
-    metrics = GatewayMetrics()
-    observer = Observer(ObservabilitySettings(access_log=False), metrics, FakeUsageLog())  # type: ignore[arg-type]
-    await observer.start()
+async def test_an_idle_gateway_observes_after_the_delay(make_call, started):
+    observer, metrics = started
+    observer.observe_soon(make_call())
+    await asyncio.sleep(0)
+    assert _served(metrics) == 0
+    await asyncio.sleep(OBSERVE_DELAY_SECONDS * 10)
+    assert _served(metrics) == 1
+
+
+async def test_stop_and_scrape_observe_what_is_pending(make_call, started):
+    observer, metrics = started
     observer.observe_soon(make_call())
     observer.observe_pending()  # what GET /metrics does before rendering
     assert _served(metrics) == 1
