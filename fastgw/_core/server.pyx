@@ -145,7 +145,17 @@ cdef class HttpProtocol:
         if self._ka_timer is not None:
             self._ka_timer.cancel()
             self._ka_timer = None
+        # Break the reference cycles (transport <-> protocol <-> request cycles) so refcounting
+        # frees the connection now. Left to the collector, connections that lived a few seconds
+        # reached the oldest generation and piled up between full collections (soak: RSS +24 MB
+        # in 10 minutes of reconnecting clients).
         self.parser = None
+        self.cycle = None
+        self.active = None
+        self.pipeline = []
+        self.scope = None
+        self.headers = None
+        self.transport = None
 
     def eof_received(self):
         pass
@@ -262,7 +272,7 @@ cdef class HttpProtocol:
 
     cdef on_response_complete(self):
         self.server_state.total_requests += 1
-        if self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
         self._resume_reading()
         if self.pipeline:
@@ -296,12 +306,12 @@ cdef class HttpProtocol:
         return self._default_block
 
     cdef _pause_reading(self):
-        if not self.read_paused:
+        if not self.read_paused and self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
 
     cdef _resume_reading(self):
-        if self.read_paused:
+        if self.read_paused and self.transport is not None:
             self.read_paused = False
             self.transport.resume_reading()
 
