@@ -3,8 +3,8 @@
 Why: the writer shares the gateway's core. At nice 5 a flush (about 1-2 ms of CPU for the
 rows of 0.2 s at 2,000 requests/s) kept the core for its scheduler slice when a request
 arrived; at c=1 that showed as a 3-5 ms stall every 0.2 s (25-31 of 6,000 sequential
-requests over 1 ms, against 10 with this policy: benchmarks/c1_stalls.py). A SCHED_IDLE thread is preempted as soon as a
-normal thread wakes, so the request path never waits for it. But on a saturated core an
+requests over 1 ms, against 10 with this policy: benchmarks/c1_stalls.py). A SCHED_IDLE
+thread is preempted as soon as a normal thread wakes, so the request path never waits for it. But on a saturated core an
 idle-only thread hardly runs (measured: 94,000 rows queued after 15 s at c=64), so the writer
 goes back to nice 5 when it falls behind: over ``HIGH_BACKLOG`` queued rows, or rows waiting
 while its last complete flush began over ``MAX_LAG`` seconds ago (a quiet gateway on a host
