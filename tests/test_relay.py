@@ -1,7 +1,11 @@
 """The OpenAI stream path without a network: decoder + encoder under adversarial chunking."""
 from __future__ import annotations
 
+import asyncio
+import gc
 import random
+import weakref
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -9,7 +13,9 @@ import pytest
 from conftest import TRANSCRIPTS
 from fastgw.errors import GatewayError
 from fastgw.providers.openai_compat import OpenAIStreamDecoder
-from fastgw.relay import OpenAIChunkEncoder
+from fastgw.auth import Principal
+from fastgw.pipeline import Call, OpenStream
+from fastgw.relay import RELAY_SLICE, OpenAIChunkEncoder, SSERelayResponse
 
 STREAM = (TRANSCRIPTS / "openai-chat-stream.sse").read_bytes()
 
@@ -80,3 +86,106 @@ def test_malformed_event_raises():
     with pytest.raises(GatewayError) as info:
         decoder.feed(b"data: {not json}\n\n")
     assert info.value.code == "malformed_stream"
+
+
+# --- SSERelayResponse: what a large upstream read costs in memory ---------------------------
+
+def _content_event(i: int) -> bytes:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+             "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}]}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class _WatchedChunk(dict):
+    """A chunk that can be watched by weak reference (plain dicts cannot)."""
+
+
+class _WatchedDecoder:
+    """The OpenAI decoder, recording how many bytes each ``feed`` got and which chunks are alive."""
+
+    def __init__(self) -> None:
+        self.inner = OpenAIStreamDecoder("openai")
+        self.fed: list[int] = []
+        self.refs: list[weakref.ref] = []
+
+    @property
+    def usage(self) -> dict | None:
+        return self.inner.usage
+
+    def feed(self, data: bytes) -> list:
+        self.fed.append(len(data))
+        out = [_WatchedChunk(c) for c in self.inner.feed(data)]
+        self.refs += [weakref.ref(c) for c in out]
+        return out
+
+    def alive(self) -> int:
+        return sum(ref() is not None for ref in self.refs)
+
+    def close(self) -> list:
+        return self.inner.close()
+
+
+async def test_a_large_read_is_decoded_in_slices_and_nothing_of_it_outlives_its_write():
+    role = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    big = b"".join(_content_event(i) for i in range(300))  # one read, as from a gateway that fell behind
+    tail = b"data: [DONE]\n\n"
+    assert len(big) > 4 * RELAY_SLICE
+    decoder = _WatchedDecoder()
+    sent: list[dict] = []
+    alive_while_waiting: list[int] = []
+
+    async def rest():
+        yield big
+        gc.collect()  # only reference counting should matter; this rules cycles out of the count
+        alive_while_waiting.append(decoder.alive())
+        yield tail
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await _run_relay(decoder, [role], rest(), send)
+
+    assert alive_while_waiting == [0], "chunks of the previous read were still referenced"
+    assert max(decoder.fed) <= RELAY_SLICE
+    bodies = [m["body"] for m in sent[1:]]
+    reference = OpenAIChunkEncoder("client-model", False)
+    assert bodies[1] == b"".join(reference.feed(c) for c in OpenAIStreamDecoder("openai").feed(big)), \
+        "one write for the whole read, byte for byte what decoding it at once gives"
+    assert bodies[-1] == b"data: [DONE]\n\n"
+
+
+async def _run_relay(decoder, first: list, rest, send) -> SSERelayResponse:  # noqa: ANN001
+    async def receive() -> dict:
+        await asyncio.Event().wait()  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    stream = OpenStream(SimpleNamespace(id="dep"), SimpleNamespace(close=lambda: None), decoder, first, rest, False)
+    gw = SimpleNamespace(governance=SimpleNamespace(settle=lambda call: None),
+                         usage_log=SimpleNamespace(record=lambda record: None),
+                         observer=SimpleNamespace(observe_soon=lambda call: None))
+    call = Call(endpoint="chat.completions", body={}, model_group="m", principal=Principal(None, True),
+                request_id="req_1", stream=True)
+    relay = SSERelayResponse(gw, call, stream, OpenAIChunkEncoder("client-model", False))
+    await relay({}, receive, send)
+    return relay
+
+
+async def test_a_read_that_fails_in_a_later_slice_sends_and_counts_none_of_its_chunks():
+    good = b"".join(_content_event(i) for i in range(100))
+    assert len(good) > 2 * RELAY_SLICE
+    sent: list[dict] = []
+
+    async def rest():
+        yield _content_event(0)
+        yield good + b"data: {not json\n\n"
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    relay = await _run_relay(OpenAIStreamDecoder("openai"), [], rest(), send)
+    bodies = [m["body"] for m in sent[1:]]
+    assert bodies[0].count(b"data: ") == 1  # the first read went out
+    assert b"malformed stream event" in bodies[-1] and not sent[-1]["more_body"]
+    assert len(bodies) == 2, "nothing of the failed read reached the client"
+    assert relay.relayed == 1  # the estimate for a broken stream counts only what was sent
