@@ -65,7 +65,7 @@ class UsageLog:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.priority = WriterPriority()  # idle-only while it keeps up (fastgw/usage/priority.py)
+        self.priority = WriterPriority(flush_interval=flush_interval)  # idle-only while it keeps up (priority.py)
         self._flushed_at = time.monotonic()
         self._queue: collections.deque[UsageRecord] = collections.deque()  # appended by the loop, taken by the writer
         self._pending: list[tuple] = []  # writer thread: rows taken off the queue but not yet committed

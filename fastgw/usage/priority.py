@@ -8,7 +8,9 @@ thread is preempted as soon as a normal thread wakes, so the request path never 
 idle-only thread hardly runs (measured: 94,000 rows queued after 15 s at c=64), so the writer
 goes back to nice 5 when it falls behind: over ``HIGH_BACKLOG`` queued rows, or rows waiting
 while its last complete flush began over ``MAX_LAG`` seconds ago (a quiet gateway on a host
-kept busy by other programs). It returns to idle-only under ``LOW_BACKLOG`` rows.
+kept busy by other programs). It returns to idle-only once it has caught up: under
+``LOW_BACKLOG`` rows, or its last complete flush began within ``CAUGHT_UP_INTERVALS`` flush
+intervals.
 
 Leaving SCHED_IDLE needs root (CAP_SYS_NICE) or an RLIMIT_NICE that allows the nice value;
 without either the writer never enters it and simply runs at nice 5.
@@ -20,9 +22,10 @@ import threading
 from typing import Callable
 
 WRITER_NICE = 5
-HIGH_BACKLOG = 2000  # rows queued (about 0.4 s of a saturated worker): run niced, not idle-only
+HIGH_BACKLOG = 5000  # rows queued (about 1 s of a saturated worker): run niced, not idle-only
 LOW_BACKLOG = 500  # back under this: idle-only again
-MAX_LAG = 1.0  # seconds: no complete flush for this long while rows wait also counts as behind
+MAX_LAG = 3.0  # seconds: no complete flush for this long while rows wait also counts as behind
+CAUGHT_UP_INTERVALS = 2.5  # a complete flush began within this many flush intervals: keeping pace
 
 
 def _can_leave_idle(nice: int) -> bool:
@@ -55,13 +58,14 @@ class WriterPriority:
     on a saturated core may not run for seconds, so the thread that queues rows lifts it."""
 
     def __init__(self, nice: int = WRITER_NICE, high: int = HIGH_BACKLOG, low: int = LOW_BACKLOG,
-                 max_lag: float = MAX_LAG, *,
+                 max_lag: float = MAX_LAG, flush_interval: float = 0.2, *,
                  can_leave_idle: bool | None = None, set_idle: Callable[[int], None] = _set_idle,
                  set_normal: Callable[[int, int], None] = _set_normal) -> None:
         self.nice = nice
         self.high = high
         self.low = low
         self.max_lag = max_lag
+        self.caught_up_lag = min(CAUGHT_UP_INTERVALS * flush_interval, max_lag / 2)
         self.can_idle = _can_leave_idle(nice) if can_leave_idle is None else can_leave_idle
         self._set_idle = set_idle
         self._set_normal = set_normal
@@ -80,7 +84,10 @@ class WriterPriority:
         behind = backlog > self.high or (backlog > 0 and lag > self.max_lag)
         if self.idle and behind:
             self.behind()
-        elif not self.idle and not behind and backlog < self.low:
+        elif not self.idle and not behind and (backlog < self.low or lag <= self.caught_up_lag):
+            # Caught up: under the low mark, or the last flush wrote everything and began
+            # recently. A backlog test alone kept a c=1 gateway niced for seconds: each cycle
+            # finds one interval's rows queued, which at 2,500 requests/s is the low mark.
             self._enter_idle()
 
     def behind(self) -> None:

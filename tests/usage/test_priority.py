@@ -37,11 +37,27 @@ def test_idle_only_while_keeping_up_niced_when_behind():
     p.adjust(100, 0.2)  # at the threshold: stays
     p.adjust(101, 0.2)
     assert not p.idle and p.switches == 1
-    p.adjust(50, 0.2)  # between the thresholds: stays niced (no flapping)
+    p.adjust(50, p.caught_up_lag + 0.1)  # between the thresholds, flushes not keeping pace: stays niced
     assert not p.idle
-    p.adjust(9, 0.2)
+    p.adjust(9, p.caught_up_lag + 0.1)
     assert p.idle
     assert rec.calls == [f"nice {WRITER_NICE}", "idle", f"nice {WRITER_NICE}", "idle"]
+
+
+def test_back_to_idle_once_flushes_keep_pace_even_above_the_low_mark():
+    """At c=1 and 2,500 requests/s every cycle finds one interval's rows (500) queued: a
+    backlog test alone kept the writer niced for seconds, and niced it shares the core."""
+    rec = Recorder()
+    p = WriterPriority(high=5000, low=500, flush_interval=0.2, can_leave_idle=True, set_idle=rec.idle,
+                       set_normal=rec.normal)
+    p.start()
+    p.adjust(5001, 0.3)
+    assert not p.idle
+    p.adjust(600, 0.9)  # the niced flush is still catching up
+    assert not p.idle
+    p.adjust(600, 0.25)  # the last flush wrote everything and began one interval ago
+    assert p.idle and p.switches == 1
+    assert p.caught_up_lag == pytest.approx(0.5)
 
 
 def test_rows_waiting_too_long_count_as_behind():
