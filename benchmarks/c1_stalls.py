@@ -5,7 +5,7 @@ do. Stalls that repeat with a fixed period point at periodic work (a flush, a ti
 collection); scattered ones at the host. Runs one source tree against the mock, gateway on
 the gateway core, this client (a uvloop protocol, about as quick as wrk) on the load core.
 
-    python benchmarks/c1_stalls.py . [--n 20000] [--over-us 1000] [--direct]
+    python benchmarks/c1_stalls.py . [--n 20000] [--over-us 1000] [--direct | --floor]
 """
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--over-us", type=float, default=1000.0, help="what counts as a slow request")
     parser.add_argument("--direct", action="store_true", help="the mock alone (is the tail the host's?)")
+    parser.add_argument("--floor", action="store_true",
+                        help="the floor proxy on the gateway's core (is the tail that core's?)")
     args = parser.parse_args()
     run.pin(os.getpid(), run.LOAD_CORE)
     workdir = Path(tempfile.mkdtemp(prefix="fastgw-stalls-"))
@@ -69,6 +71,12 @@ def main() -> int:
         body = mockdata.request_body("bench-chat")
         if args.direct:
             name, port, path, keys = "direct", mock.port, "/json/v1/chat/completions", []
+        elif args.floor:
+            port = run.free_port()
+            gw = run.start("floor", [run.PY, str(run.BENCH / "floor_proxy.py"), "--port", str(port), "--upstream",
+                                     f"127.0.0.1:{mock.port}", "--path-prefix", "/json"], workdir, run.GATEWAY_CORE,
+                           port=port)
+            name, path, keys = "floor", "/v1/chat/completions", []
         else:
             gw = ab.start_tree(args.tree, workdir, mock.port)
             key_file, _ = run.make_virtual_keys(gw.port, 100, workdir)

@@ -465,8 +465,13 @@ def slow_streams(workdir: Path, transport: str, bodies: Bodies, mock_port: int, 
         match = WRK_RE.search(out)
         result = json.loads(match.group(1)) if match else {"error": (out + err)[-500:]}
         # open streams as the mock counted them
+        series, slot = [], -1  # the first sample of each 5-s slot
+        for at, kb in samples:
+            if int(at // 5) != slot:
+                series.append(kb)
+                slot = int(at // 5)
         return {"conns": conns, "seconds": seconds, "rss_idle_kb": idle, "rss_peak_kb": max(s[1] for s in samples),
-                "wrk": result, "streams_per_s": result.get("requests", 0) / seconds if match else 0}
+                "rss_series_kb": series, "wrk": result, "streams_per_s": result.get("requests", 0) / seconds if match else 0}
     finally:
         gw.stop()
         slow.stop()
@@ -960,7 +965,8 @@ def section_slow(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bo
         f"{w.get('requests', 0):,} streams completed ({slow['streams_per_s']:.0f}/s over the run, the first 5 s "
         f"included; the mock's pace is {slow['conns'] / 5.0:.0f}/s once all run), p50 stream time {fmt_us(w.get('p50_us'))}, p99 {fmt_us(w.get('p99_us'))} "
         "(5.0 s is the mock's own pace); errors: "
-        f"{sum(v for k, v in w.items() if k.startswith('errors_')) if 'requests' in w else w}.", ""]
+        f"{sum(v for k, v in w.items() if k.startswith('errors_')) if 'requests' in w else w}. "
+        f"RSS (MB) about every 5 s: {', '.join(f'{kb / 1024:.0f}' for kb in slow['rss_series_kb'])}.", ""]
 
 
 def section_workers(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, dur: float,
