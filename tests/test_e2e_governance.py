@@ -136,13 +136,26 @@ def test_parallel_requests_never_overshoot_the_budget(start_gateway, workers):
             break
         time.sleep(0.1)
     reservation = 20 * PRICE_OUT + 20 * PRICE_IN  # bounds one reservation's worth for this prompt
-    assert info["spend"] <= budget + reservation
+    counted = info["budget"]["spend"]  # the admission counters every worker shares
+    assert counted <= budget + reservation
     assert info["budget"]["reserved"] == pytest.approx(0.0, abs=1e-12) and info["budget"]["in_flight"] == 0
     r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
                    json={"model": "priced", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20})
     assert r.status_code == 400 and r.json()["error"]["code"] == "budget_exceeded"
     message = r.json()["error"]["message"]
     assert "spend $" in message and f"max_budget ${budget:.6f}" in message
+    # Audit: the counters, the usage rows and the spend rollup (every worker's writer) agree.
+    token = admin.get("/key/info", key=key)["key"]
+    gw.stop()
+    charged = [row["cost"] for row in gw.usage_rows() if row["key_hash"] == token and row["cost"]]
+    assert len(charged) == ok
+    assert sum(charged) == pytest.approx(counted)
+    con = sqlite3.connect(gw.db_path)
+    try:
+        (rolled,) = con.execute("SELECT spend FROM spend_totals WHERE kind = 'key' AND id = ?", (token,)).fetchone()
+    finally:
+        con.close()
+    assert rolled == pytest.approx(counted)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

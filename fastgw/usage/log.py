@@ -177,6 +177,9 @@ class UsageLog:
                 self._reconnect()
             assert self._db is not None
             db = self._db
+            # Take the write lock before reading the last id: another worker's writer that
+            # committed in between would otherwise have its rows summed into the rollups twice.
+            db.execute("BEGIN IMMEDIATE")
             last_id = db.execute(rollup.LAST_ID).fetchone()[0]
             db.executemany(INSERT, rows)
             for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows

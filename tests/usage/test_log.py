@@ -8,9 +8,10 @@ import sys
 import threading
 import time
 
+import msgspec
 import pytest
 
-from fastgw.usage import UsageRecord
+from fastgw.usage import UsageRecord, rollup
 from fastgw.usage.log import UsageLog
 from fastgw.usage.priority import WRITER_NICE
 
@@ -317,3 +318,43 @@ def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
     got_daily, got_totals = stored_rollups(path)
     assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
     assert all(got_totals[k][1:] == v[1:] for k, v in want_totals.items())
+
+
+def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
+    """``--workers N`` runs N writers on one file. Writer B commits its batch just after writer A
+    read the last id: A's rollups must not fold B's rows in a second time."""
+    path = str(tmp_path / "u.db")
+    first, second = varied_records(200)[:100], varied_records(200)[100:]
+
+    async def main():
+        a, b = UsageLog(path, flush_interval=60), UsageLog(path, flush_interval=60)
+        await a.start()
+        await b.start()
+        assert a._db is not None and b._db is not None
+        b._db.execute("PRAGMA busy_timeout = 50")
+        seen: list[str] = []
+        b_committed: list[bool] = []
+
+        def between_statements(sql: str) -> None:
+            seen.append(sql)
+            if len(seen) >= 2 and rollup.LAST_ID in seen[-2] and not b_committed:
+                b._pending = list(map(msgspec.structs.astuple, second))  # B's writer flushes now
+                b_committed.append(b._write_pending())
+
+        a._db.set_trace_callback(between_statements)
+        for r in first:
+            a.record(r)
+        await a.flush()
+        a._db.set_trace_callback(None)
+        assert b_committed, "the interleaving under test did not happen"
+        await a.stop()  # if B found the file locked, it kept its rows: its last flush writes them
+        await b.stop()
+
+    run(main())
+    assert len(rows(path)) == 200
+    want_daily, want_totals = expected_rollups(first + second)
+    got_daily, got_totals = stored_rollups(path)
+    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
+        assert got.keys() == want.keys()
+        for key, sums in want.items():
+            assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
