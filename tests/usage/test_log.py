@@ -358,3 +358,46 @@ def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
         assert got.keys() == want.keys()
         for key, sums in want.items():
             assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
+
+
+def test_the_writer_hands_the_core_back_inside_a_batch(tmp_path, monkeypatch):
+    """Statements and row building check the writer's time slice (SQLite's progress handler
+    included), and a check that yields does not abort the statement it interrupts."""
+    from fastgw.usage import log as usage_log_module
+
+    yields: list[int] = []
+    monkeypatch.setattr(usage_log_module, "QUANTUM_IDLE", 0.0)
+    monkeypatch.setattr(usage_log_module, "QUANTUM_NICED", 0.0)
+    monkeypatch.setattr(usage_log_module.os, "sched_yield", lambda: yields.append(1))
+    path = str(tmp_path / "u.db")
+    records = varied_records(300)
+
+    async def main():
+        log = UsageLog(path, flush_interval=60)
+        await log.start()
+        for r in records:
+            log.record(r)
+        await log.flush()
+        await log.stop()
+
+    run(main())
+    assert len(rows(path)) == 300
+    assert len(yields) > 300 // usage_log_module.YIELD_CHECK_ROWS, "the slice is checked inside statements too"
+
+
+def test_the_writer_quantum_is_short_when_idle_only_and_long_when_niced(tmp_path, monkeypatch):
+    from fastgw.usage import log as usage_log_module
+
+    yields: list[int] = []
+    monkeypatch.setattr(usage_log_module.os, "sched_yield", lambda: yields.append(1))
+    log = UsageLog(str(tmp_path / "u.db"))
+    ran = 100e-6  # the writer has run for 100 us since it last yielded
+    for idle, expected in ((True, 1), (False, 0)):
+        yields.clear()
+        log.priority.idle = idle
+        log._slice_began = time.perf_counter() - ran
+        assert log._slice_check() is None  # a true value would abort SQLite's statement
+        assert len(yields) == expected, (idle, yields)
+    log._slice_began = time.perf_counter() - 2 * usage_log_module.QUANTUM_NICED
+    log._slice_check()
+    assert len(yields) == 1, "niced, it still yields once its longer quantum is used"
