@@ -47,8 +47,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
              len({d.model_name for d in loaded.deployments}), loaded.source, args.host, args.port, args.workers)
     # perf: the compiled HTTP/1.1 protocol (fastgw/_core/server.pyx); FASTGW_HTTP=httptools selects uvicorn's own
     http = "httptools" if os.environ.get(HTTP_ENV) == "httptools" else "fastgw._core.server:HttpProtocol"
+    # perf: no X-Forwarded-* rewriting per request (uvicorn's ProxyHeadersMiddleware): fastgw
+    # never reads the client address or scheme.
     options = dict(loop="uvloop", http=http, lifespan="on", access_log=False, log_level=args.log_level,
-                   timeout_graceful_shutdown=30, server_header=False)
+                   timeout_graceful_shutdown=30, server_header=False, proxy_headers=False)
     try:
         if args.workers > 1 and workers.supported() and os.environ.get(workers.MODE_ENV) != "uvicorn":
             # perf: one SO_REUSEPORT socket per worker, so connections spread evenly (fastgw/workers.py)

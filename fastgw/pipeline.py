@@ -7,7 +7,6 @@ router (``fastgw/router/``): every attempt is accounted for in the usage log.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import time
@@ -19,6 +18,7 @@ import msgspec
 from ._core.request import RequestInfo
 from .auth import Principal
 from .config.schema import Deployment
+from .timelimit import time_limit
 from .errors import GatewayError, upstream_timeout
 from .gateway import CONNECT_TIMEOUT, Gateway
 from .providers.anthropic import AnthropicProvider
@@ -290,7 +290,7 @@ async def _complete_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lea
     provider = gw.providers[dep.provider]
     timeout = min(gw.router.attempt_timeout(dep), budget)
     try:
-        async with asyncio.timeout(timeout):
+        with time_limit(timeout):
             response = await _send(gw, provider, dep, call, attempts, timeout)
             try:
                 data = await response.read()
@@ -382,7 +382,7 @@ async def _stream_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lease
     chunks: list[dict] = []
     finished = False
     try:
-        async with asyncio.timeout(first_token):
+        with time_limit(first_token):
             # The transport's own read timeout is only a backstop behind these two timers.
             response = await _send(gw, provider, dep, call, attempts, max(first_token, idle) + 1.0)
             decoder = _stream_decoder(provider, dep, call)
