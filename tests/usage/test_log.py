@@ -269,6 +269,27 @@ def varied_records(n: int) -> list[UsageRecord]:
     return out
 
 
+def write_all(path: str, records: list[UsageRecord], flush_interval: float = 0.01) -> None:
+    """Record every row through a started log, then stop it (which writes what is left)."""
+    async def main():
+        log = UsageLog(path, flush_interval=flush_interval)
+        await log.start()
+        for r in records:
+            log.record(r)
+        await log.stop()
+
+    run(main())
+
+
+def assert_rollups_match(path: str, records: list[UsageRecord]) -> None:
+    want_daily, want_totals = expected_rollups(records)
+    got_daily, got_totals = stored_rollups(path)
+    assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
+    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
+        for key, sums in want.items():
+            assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
+
+
 def test_rollups_match_the_rows_across_batches(tmp_path):
     path = str(tmp_path / "u.db")
     records = varied_records(1500)
@@ -283,26 +304,13 @@ def test_rollups_match_the_rows_across_batches(tmp_path):
         await log.stop()
 
     run(main())
-    want_daily, want_totals = expected_rollups(records)
-    got_daily, got_totals = stored_rollups(path)
-    assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
-    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
-        for key, sums in want.items():
-            assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
+    assert_rollups_match(path, records)
 
 
 def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
     path = str(tmp_path / "u.db")
     records = varied_records(300)
-
-    async def write():
-        log = UsageLog(path, flush_interval=0.01)
-        await log.start()
-        for r in records:
-            log.record(r)
-        await log.stop()
-
-    run(write())
+    write_all(path, records)
     con = sqlite3.connect(path)
     con.execute("DROP TABLE spend_daily")
     con.execute("DROP TABLE spend_totals")
@@ -352,12 +360,7 @@ def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
 
     run(main())
     assert len(rows(path)) == 200
-    want_daily, want_totals = expected_rollups(first + second)
-    got_daily, got_totals = stored_rollups(path)
-    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
-        assert got.keys() == want.keys()
-        for key, sums in want.items():
-            assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
+    assert_rollups_match(path, first + second)
 
 
 def test_the_writer_hands_the_core_back_inside_a_batch(tmp_path, monkeypatch):
@@ -370,17 +373,7 @@ def test_the_writer_hands_the_core_back_inside_a_batch(tmp_path, monkeypatch):
     monkeypatch.setattr(usage_log_module, "QUANTUM_NICED", 0.0)
     monkeypatch.setattr(usage_log_module.os, "sched_yield", lambda: yields.append(1))
     path = str(tmp_path / "u.db")
-    records = varied_records(300)
-
-    async def main():
-        log = UsageLog(path, flush_interval=60)
-        await log.start()
-        for r in records:
-            log.record(r)
-        await log.flush()
-        await log.stop()
-
-    run(main())
+    write_all(path, varied_records(300), flush_interval=60)  # one flush, at stop
     assert len(rows(path)) == 300
     assert len(yields) > 300 // usage_log_module.YIELD_CHECK_ROWS, "the slice is checked inside statements too"
 
