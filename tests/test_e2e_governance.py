@@ -77,6 +77,18 @@ def gw2(start_gateway):
     return start_gateway(config(), key=MASTER, workers=2)
 
 
+def usage_written(gw, timeout: float = 15.0) -> None:
+    """Wait until the usage writer has committed every row recorded so far (spend reads
+    the rows and rollups; a fixed sleep failed when the test machine was busy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        depth = httpx.get(gw.url + "/health/readiness", timeout=10).json()["usage_log"]["queue_depth"]
+        if depth == 0:
+            return
+        assert time.monotonic() < deadline, f"{depth} usage rows still unwritten after {timeout} s"
+        time.sleep(0.05)
+
+
 def one_request_cost(gw) -> float:
     raw = chat(gw, MASTER)
     return float(raw.headers["x-fastgw-cost"])
@@ -229,7 +241,7 @@ def test_team_and_user_budgets_apply_to_all_their_keys(gw):
     k2 = admin.key(user_id="u1")
     assert [outcome(lambda k=k: chat(gw, k)) for k in (user["key"], k2, k2)] == ["ok", "ok",
                                                                                "429:rate_limit_exceeded"]
-    time.sleep(0.4)
+    usage_written(gw)
     assert admin.get("/team/info", team_id="t1")["team_info"]["spend"] == pytest.approx(cost * 2)
     assert admin.get("/user/info", user_id="u1")["user_info"]["requests"] == 2
 
@@ -293,12 +305,12 @@ def test_regenerate_keeps_settings_and_spend(gw):
     admin = Admin(gw)
     old = admin.key(key_alias="rotate-me", max_budget=1.0)
     chat(gw, old)
-    time.sleep(0.4)
+    usage_written(gw)
     spent = admin.get("/key/info", key=old)["info"]["spend"]
     new = admin.post("/key/regenerate", {"key": old})["key"]
     assert new != old and outcome(lambda: chat(gw, old)) == "401:invalid_api_key"
     assert outcome(lambda: chat(gw, new)) == "ok"
-    time.sleep(0.4)
+    usage_written(gw)
     info = admin.get("/key/info", key=new)["info"]
     assert info["key_alias"] == "rotate-me" and info["max_budget"] == 1.0
     assert info["spend"] == pytest.approx(spent * 2)
@@ -342,7 +354,7 @@ def test_spend_logs_and_report(gw):
     chat(gw, b)
     chat(gw, b, model="other")
     chat(gw, b, model="unpriced")
-    time.sleep(0.5)
+    usage_written(gw)
     logs = admin.get("/spend/logs", key_alias="a")
     assert len(logs["data"]) == 3 and all(r["team_id"] == "reports" and r["cost"] > 0 for r in logs["data"])
     page = admin.get("/spend/logs", user_id="bob", page_size=2)
@@ -382,7 +394,7 @@ def test_database_deleted_mid_run(gw):
     admin = Admin(gw)
     key = admin.key(max_budget=1.0)
     chat(gw, key)
-    time.sleep(0.4)
+    usage_written(gw)
     for suffix in ("", "-wal", "-shm"):
         gw.db_path.with_name(gw.db_path.name + suffix).unlink(missing_ok=True)
     for _ in range(5):
@@ -403,7 +415,7 @@ def test_database_locked_mid_run(gw):
     admin = Admin(gw)
     key = admin.key()
     chat(gw, key)
-    time.sleep(0.4)
+    usage_written(gw)
     lock = sqlite3.connect(gw.db_path, timeout=5, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
     try:

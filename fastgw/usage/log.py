@@ -81,6 +81,7 @@ class UsageLog:
         self._waiters_lock = threading.Lock()
         self._wake = threading.Event()
         self._exit = False
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._inode: int | None = None
@@ -92,7 +93,9 @@ class UsageLog:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._queue) + len(self._pending)
+        """Rows recorded and not yet committed (exact: rows the writer is taking off the
+        queue are in neither the queue nor ``_pending`` for a moment)."""
+        return self._queued - self.written
 
     def record(self, row: UsageRecord) -> None:
         if self.pricer is not None:
@@ -139,7 +142,7 @@ class UsageLog:
             self._wake.clear()
             exiting = self._exit
             began = time.monotonic()
-            if exiting:
+            if exiting or self._stopping:
                 self.priority.normal()  # the last flush must not wait for an idle core
             else:
                 self.priority.adjust(len(self._queue) + len(self._pending), began - self._flushed_at)
@@ -200,16 +203,20 @@ class UsageLog:
                 self._reconnect()
             assert self._db is not None
             db = self._db
-            # Take the write lock before reading the last id: another worker's writer that
-            # committed in between would otherwise have its rows summed into the rollups twice.
-            db.execute("BEGIN IMMEDIATE")
-            last_id = db.execute(rollup.LAST_ID).fetchone()[0]
-            db.executemany(INSERT, rows)
-            for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows
-                db.execute(statement, (last_id,))
-            db.commit()
+            with self.priority.holding_lock():
+                try:
+                    # Take the write lock before reading the last id: another worker's writer that
+                    # committed in between would otherwise have its rows summed into the rollups twice.
+                    db.execute("BEGIN IMMEDIATE")
+                    last_id = db.execute(rollup.LAST_ID).fetchone()[0]
+                    db.executemany(INSERT, rows)
+                    for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows
+                        db.execute(statement, (last_id,))
+                    db.commit()
+                except BaseException:
+                    self._rollback()  # a half-done batch must not be committed twice by the retry
+                    raise
         except Exception as exc:  # any database failure: keep the rows, report, retry
-            self._rollback()  # a half-done batch must not be committed twice by the retry
             self.write_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("usage log write failed (%d rows kept for retry): %s", len(rows), self.last_error)
@@ -269,15 +276,19 @@ class UsageLog:
 
     async def stop(self, timeout: float = 10.0) -> None:
         if self._thread is not None:
+            self._stopping = True  # niced from here on: the last rows must not wait for an idle core
+            self.priority.normal()
             try:
                 await asyncio.wait_for(self.flush(), timeout)
             except asyncio.TimeoutError:
-                lost = self.queue_depth
-                self.dropped += lost
-                log.error("usage log: could not write %d rows before shutdown (%s)", lost, self.last_error)
+                pass  # what is still unwritten once the writer has stopped is counted below
             self._exit = True
             self._wake.set()
             await asyncio.to_thread(self._thread.join, 10.0)
+            lost = self.queue_depth
+            if lost:
+                self.dropped += lost
+                log.error("usage log: could not write %d rows before shutdown (%s)", lost, self.last_error)
             self._thread = None
         if self._db is not None:
             self._db.close()

@@ -17,9 +17,10 @@ without either the writer never enters it and simply runs at nice 5.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 WRITER_NICE = 5
 HIGH_BACKLOG = 5000  # rows queued (about 1 s of a saturated worker): run niced, not idle-only
@@ -89,6 +90,33 @@ class WriterPriority:
             # recently. A backlog test alone kept a c=1 gateway niced for seconds: each cycle
             # finds one interval's rows queued, which at 2,500 requests/s is the low mark.
             self._enter_idle()
+
+    @contextlib.contextmanager
+    def holding_lock(self) -> Iterator[None]:
+        """Niced while the writer holds SQLite's write lock, even when it keeps pace.
+
+        Why: an idle-only thread gets no CPU while the core has other work, and with the
+        lock held that stalls every other writer of the file (admin writes, the other
+        workers' usage writers) until their busy timeouts fail them: measured with three
+        busy loops on the two cores, admin writes failed with "database is locked" in 2 of
+        3 runs of tests/test_e2e_governance.py. Niced, the writer always gets a share, so
+        the lock is held for a bounded time; it still hands the core back every few us
+        (``UsageLog._slice_check``), so requests wait no longer for it."""
+        lifted = False
+        if self.idle:
+            try:
+                self._set_normal(self.tid, self.nice)
+                lifted = True
+            except (AttributeError, OSError):
+                pass
+        try:
+            yield
+        finally:
+            if lifted and self.idle:  # ``behind()`` from the loop meanwhile: stay niced
+                try:
+                    self._set_idle(self.tid)
+                except (AttributeError, OSError):
+                    self.idle = False
 
     def behind(self) -> None:
         """Niced until the backlog is worked off (safe from any thread of the process)."""

@@ -84,6 +84,27 @@ def test_stop_writes_everything_recorded(tmp_path):
     assert len(rows(path)) == 1234
 
 
+def test_rows_the_last_flush_writes_after_the_wait_are_not_counted_as_dropped(tmp_path):
+    """stop() gives up waiting after ``timeout``, but the writer's final flush may still write
+    the rows: only what is unwritten once the writer has stopped is dropped."""
+    path = str(tmp_path / "u.db")
+
+    async def main():
+        log = UsageLog(path, flush_interval=60.0)
+        await log.start()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the file for 1.5 s
+        asyncio.get_running_loop().call_later(1.5, blocker.rollback)
+        for i in range(50):
+            log.record(record(i))
+        await log.stop(timeout=0.5)
+        blocker.close()
+        assert (log.written, log.dropped) == (50, 0)
+
+    run(main())
+    assert len(rows(path)) == 50
+
+
 def test_a_full_queue_drops_and_counts(tmp_path, caplog):
     path = str(tmp_path / "u.db")
 

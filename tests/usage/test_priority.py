@@ -137,3 +137,38 @@ def test_another_thread_can_lift_the_writer():
     thread.join()
     assert before == (os.SCHED_IDLE if p.can_idle else os.SCHED_OTHER)
     assert after == (os.SCHED_OTHER, WRITER_NICE) and not p.idle
+
+
+def test_niced_while_holding_the_write_lock_then_idle_only_again():
+    rec = Recorder()
+    p = make(rec)
+    p.start()
+    rec.calls.clear()
+    with p.holding_lock():
+        assert rec.calls == [f"nice {WRITER_NICE}"], "an idle-only writer must not hold the lock unscheduled"
+        assert p.idle, "it still counts as keeping pace (short time slices)"
+    assert rec.calls == [f"nice {WRITER_NICE}", "idle"] and p.idle
+
+
+def test_a_writer_fallen_behind_during_the_lock_stays_niced():
+    rec = Recorder()
+    p = make(rec)
+    p.start()
+    rec.calls.clear()
+    with p.holding_lock():
+        p.behind()  # the event loop saw the backlog pass the high mark
+    assert not p.idle and "idle" not in rec.calls
+    rec.calls.clear()
+    with p.holding_lock():  # already niced: nothing to lift or restore
+        pass
+    assert rec.calls == []
+
+
+def test_an_error_inside_the_lock_still_restores_idle_only():
+    rec = Recorder()
+    p = make(rec)
+    p.start()
+    with pytest.raises(RuntimeError):
+        with p.holding_lock():
+            raise RuntimeError("database is locked")
+    assert p.idle and rec.calls[-1] == "idle"
