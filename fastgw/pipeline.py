@@ -18,7 +18,6 @@ import msgspec
 from ._core.request import RequestInfo
 from .auth import Principal
 from .config.schema import Deployment
-from .timelimit import time_limit
 from .errors import GatewayError, upstream_timeout
 from .gateway import CONNECT_TIMEOUT, Gateway
 from .providers.anthropic import AnthropicProvider
@@ -28,6 +27,7 @@ from .providers.openai_compat import parse_json_object
 from .router.execute import execute
 from .router.fallbacks import ROUTER_BODY_FIELDS, plan_for, take_request_fallbacks
 from .router.router import Lease
+from .timelimit import time_limit
 from .observability.attempts import UpstreamAttempt, begin_attempt
 from .usage import UsageRecord
 

@@ -145,7 +145,7 @@ class UsageLog:
             if exiting or self._stopping:
                 self.priority.normal()  # the last flush must not wait for an idle core
             else:
-                self.priority.adjust(len(self._queue) + len(self._pending), began - self._flushed_at)
+                self.priority.adjust(self.queue_depth, began - self._flushed_at)
             try:
                 written = self._write_queued()
                 if written:
@@ -202,20 +202,8 @@ class UsageLog:
             if self._db is None or self._file_replaced():
                 self._reconnect()
             assert self._db is not None
-            db = self._db
-            with self.priority.holding_lock():
-                try:
-                    # Take the write lock before reading the last id: another worker's writer that
-                    # committed in between would otherwise have its rows summed into the rollups twice.
-                    db.execute("BEGIN IMMEDIATE")
-                    last_id = db.execute(rollup.LAST_ID).fetchone()[0]
-                    db.executemany(INSERT, rows)
-                    for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows
-                        db.execute(statement, (last_id,))
-                    db.commit()
-                except BaseException:
-                    self._rollback()  # a half-done batch must not be committed twice by the retry
-                    raise
+            with self.priority.holding_lock():  # niced while other writers of the file may wait
+                self._commit(self._db, rows)
         except Exception as exc:  # any database failure: keep the rows, report, retry
             self.write_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -227,6 +215,21 @@ class UsageLog:
         self.last_error = None
         self._wake_waiters()
         return True
+
+    def _commit(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
+        """The rows and their rollups in one transaction, or nothing (rolled back, kept for retry)."""
+        try:
+            # Take the write lock before reading the last id: another worker's writer that
+            # committed in between would otherwise have its rows summed into the rollups twice.
+            db.execute("BEGIN IMMEDIATE")
+            last_id = db.execute(rollup.LAST_ID).fetchone()[0]
+            db.executemany(INSERT, rows)
+            for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows
+                db.execute(statement, (last_id,))
+            db.commit()
+        except BaseException:
+            self._rollback()  # a half-done batch must not be committed twice by the retry
+            raise
 
     def _file_replaced(self) -> bool:
         """Deleted or replaced under the open connection (rows would go to an unlinked file)."""

@@ -29,6 +29,15 @@ def make(rec: Recorder, can_leave_idle: bool = True) -> WriterPriority:
     return WriterPriority(high=100, low=10, can_leave_idle=can_leave_idle, set_idle=rec.idle, set_normal=rec.normal)
 
 
+def started_idle(rec: Recorder) -> WriterPriority:
+    """A started writer, idle-only, with the calls its start made forgotten."""
+    p = make(rec)
+    p.start()
+    assert p.idle
+    rec.calls.clear()
+    return p
+
+
 def test_idle_only_while_keeping_up_niced_when_behind():
     rec = Recorder()
     p = make(rec)
@@ -141,9 +150,7 @@ def test_another_thread_can_lift_the_writer():
 
 def test_niced_while_holding_the_write_lock_then_idle_only_again():
     rec = Recorder()
-    p = make(rec)
-    p.start()
-    rec.calls.clear()
+    p = started_idle(rec)
     with p.holding_lock():
         assert rec.calls == [f"nice {WRITER_NICE}"], "an idle-only writer must not hold the lock unscheduled"
         assert p.idle, "it still counts as keeping pace (short time slices)"
@@ -152,9 +159,7 @@ def test_niced_while_holding_the_write_lock_then_idle_only_again():
 
 def test_a_writer_fallen_behind_during_the_lock_stays_niced():
     rec = Recorder()
-    p = make(rec)
-    p.start()
-    rec.calls.clear()
+    p = started_idle(rec)
     with p.holding_lock():
         p.behind()  # the event loop saw the backlog pass the high mark
     assert not p.idle and "idle" not in rec.calls
@@ -166,8 +171,7 @@ def test_a_writer_fallen_behind_during_the_lock_stays_niced():
 
 def test_an_error_inside_the_lock_still_restores_idle_only():
     rec = Recorder()
-    p = make(rec)
-    p.start()
+    p = started_idle(rec)
     with pytest.raises(RuntimeError):
         with p.holding_lock():
             raise RuntimeError("database is locked")
