@@ -39,7 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -853,8 +853,7 @@ def targets_table(rows: list[Row], direct: Row, info: dict) -> list[str]:
            f"| p99 < 25 ms at c=64 | {fmt_us(main.c64['p99_us'])} | {verdict(main.c64['p99_us'] < 25000)} |",
            f"| added p50 <= 150 us at c=1 | {own(add50, floor and floor.c1['p50_us'] - d1['p50_us'])} | "
            f"{verdict(add50 <= 150)} |",
-           f"| added p99 <= 300 us at c=1 | {own(add99, floor and floor.c1['p99_us'] - d1['p99_us'])} | "
-           f"{verdict(add99 <= 300)} |",
+           p99_row(main, floor, d1, add99, own, verdict),
            f"| >= 1,500 streams/s at c=16 | {main.streams['rps']:,.0f} | {verdict(main.streams['rps'] >= 1500)} |",
            f"| added TTFB p50 <= 200 us | {own(ttfb, floor.ttfb['ttfb_p50_us'] - dt if floor and floor.ttfb and dt is not None else None)} | "
            f"{verdict(None if ttfb is None else ttfb <= 200)} |",
@@ -867,6 +866,16 @@ def targets_table(rows: list[Row], direct: Row, info: dict) -> list[str]:
                    f"{workers['2']['rps']:,.0f} req/s (x{ratio:.2f}; client connections per worker "
                    f"{workers['2']['connections_per_worker']}) | see the --workers section |")
     return out
+
+
+def p99_row(main: Row, floor: Row | None, d1: dict, add99: float, own: Callable, verdict: Callable) -> str:
+    """The c=1 p99 target. A direct run whose p99 spiked (over 4x its p50: one stall of the host
+    in a 5-s run) is no baseline: subtracting it made a 0.8-ms gateway p99 read as 136 us added."""
+    if d1["p99_us"] > 4 * d1["p50_us"]:
+        return (f"| added p99 <= 300 us at c=1 | no verdict: the direct run's p99 spiked to {fmt_us(d1['p99_us'])} "
+                f"(p50 {fmt_us(d1['p50_us'])}); the gateway's total p99 was {fmt_us(main.c1['p99_us'])} | - |")
+    return (f"| added p99 <= 300 us at c=1 | {own(add99, floor and floor.c1['p99_us'] - d1['p99_us'])} | "
+            f"{verdict(add99 <= 300)} |")
 
 
 def memory_targets(info: dict, heading: bool = True) -> list[str]:

@@ -15,6 +15,7 @@ import fcntl
 import os
 import sqlite3
 import time
+import urllib.parse
 from typing import Any, Callable, Iterator
 
 SETUP_DEADLINE = 30.0  # seconds of "database is locked" tolerated before start-up fails
@@ -42,8 +43,10 @@ def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
 
 
 def open_prepared(path: str, setup: Callable[[sqlite3.Connection], None], *, timeout: float = 1.0,
-                  deadline: float = SETUP_DEADLINE, **connect_args: Any) -> sqlite3.Connection:
-    """Connect to ``path`` in WAL mode, run ``setup`` (schema statements) and commit.
+                  deadline: float = SETUP_DEADLINE, vfs: str | None = None,
+                  **connect_args: Any) -> sqlite3.Connection:
+    """Connect to ``path`` in WAL mode (through the SQLite VFS named ``vfs``, if given), run
+    ``setup`` (schema statements) and commit.
 
     Returns the open connection. Lock errors are retried until ``deadline``; any other error
     is raised at once (a file that is not a database, a read-only directory...).
@@ -53,7 +56,8 @@ def open_prepared(path: str, setup: Callable[[sqlite3.Connection], None], *, tim
     pause = 0.02
     with setup_lock(path):
         while True:
-            db = sqlite3.connect(path, timeout=timeout, **connect_args)
+            db = sqlite3.connect(_uri(path, vfs), timeout=timeout, uri=True, **connect_args) if vfs \
+                else sqlite3.connect(path, timeout=timeout, **connect_args)
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 setup(db)
@@ -74,3 +78,7 @@ def prepare(path: str, setup: Callable[[sqlite3.Connection], None], **kwargs: An
     """``open_prepared`` for callers that use their own connection afterwards (closed in this thread,
     as sqlite3 requires)."""
     open_prepared(path, setup, **kwargs).close()
+
+
+def _uri(path: str, vfs: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?vfs={urllib.parse.quote(vfs)}"

@@ -4,18 +4,21 @@ The request path never waits on the database: ``record`` appends to a deque (no 
 no lock, no row building). A dedicated writer thread turns records into rows, sums the
 rollups and commits a batch every ``flush_interval``. It runs only when the core is idle
 unless it falls behind (``priority.py``), and it hands the core and the GIL back every
-20 us of work (``_slice_check``), so on a gateway pinned to one core a batch holds up a
-request as little as it can (measured: building the batch on the event loop was a source
-of multi-millisecond p99 at c=1; so was a writer that never yielded).
+20 us of work, so on a gateway pinned to one core a batch holds up a request as little as
+it can (measured: building the batch on the event loop was a source of multi-millisecond
+p99 at c=1; so was a writer that never yielded, and so was a COMMIT, which is why the
+writer's connection goes through the yielding VFS of ``fastgw/_core/writerslice.pyx``).
 
 If the database fails (locked, deleted, disk full) rows stay pending and are retried;
 only a full queue drops rows, and every drop is counted and logged, never silent.
 """
 from __future__ import annotations
 
+import _sqlite3  # the C module: the shared object that links the SQLite the writer's VFS wraps
 import asyncio
 import collections
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -25,6 +28,7 @@ from typing import Callable
 import msgspec
 
 from .. import sqlite_file
+from .._core import writerslice
 from . import rollup
 from .priority import WriterPriority
 from .record import COLUMNS, UsageRecord
@@ -58,7 +62,10 @@ INDEXES = (
 )
 INSERT = f"INSERT INTO usage_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 YIELD_CHECK_ROWS = 4  # rows built between two checks of the writer's time slice
+CHUNK_IDLE = 4  # rows per INSERT/upsert call while idle-only: its 20-us slice is a few rows
+CHUNK_NICED = 128  # ... while niced (behind): per-call overhead matters more than a 1-ms slice
 YIELD_CHECK_OPS = 200  # SQLite VM steps between two checks inside a statement (~10 us)
+VFS = "fastgw-writerslice"  # SQLite VFS whose file reads and writes check the writer's slice
 QUANTUM_IDLE = 20e-6  # longest run without handing back the core while idle-only
 QUANTUM_NICED = 1e-3  # ... while niced (behind): long enough to keep its share of a busy core
 # (c=64 for 40 s, queue sampled every 0.2 s: peak 6,787 rows with 1 ms, as without yields;
@@ -73,7 +80,7 @@ class UsageLog:
         self.flush_interval = flush_interval
         self.priority = WriterPriority(flush_interval=flush_interval)  # idle-only while it keeps up (priority.py)
         self._flushed_at = time.monotonic()
-        self._slice_began = 0.0  # writer thread: when it last handed the core back (_slice_check)
+        self._quantum_idle = False  # writer thread: the priority its time slice was set for
         self._queue: collections.deque[UsageRecord] = collections.deque()  # appended by the loop, taken by the writer
         self._pending: list[tuple] = []  # writer thread: rows taken off the queue but not yet committed
         self._queued = 0  # rows ever queued (loop thread); rows are FIFO, so row n is written once written >= n
@@ -129,9 +136,9 @@ class UsageLog:
                 db.execute(statement)
             _create_rollups(db)
 
-        db = sqlite_file.open_prepared(self.path, setup, timeout=1.0, deadline=deadline,
+        db = sqlite_file.open_prepared(self.path, setup, timeout=1.0, deadline=deadline, vfs=_yielding_vfs(),
                                        isolation_level="DEFERRED", check_same_thread=False)
-        db.set_progress_handler(self._slice_check, YIELD_CHECK_OPS)
+        db.set_progress_handler(writerslice.slice_check, YIELD_CHECK_OPS)  # returns None: never aborts
         self._db = db
         self._inode = os.stat(self.path).st_ino
 
@@ -146,6 +153,8 @@ class UsageLog:
                 self.priority.normal()  # the last flush must not wait for an idle core
             else:
                 self.priority.adjust(self.queue_depth, began - self._flushed_at)
+            self._set_quantum()
+            writerslice.restart()  # it has just slept: a new slice
             try:
                 written = self._write_queued()
                 if written:
@@ -175,26 +184,36 @@ class UsageLog:
         rows = []
         popleft = self._queue.popleft
         astuple = msgspec.structs.astuple
+        slice_check = self._slice_check
         for i in range(count):
             rows.append(astuple(popleft()))
             if i % YIELD_CHECK_ROWS == YIELD_CHECK_ROWS - 1:
-                self._slice_check()
+                slice_check()
         return rows
 
-    def _slice_check(self) -> None:
-        """Hand the core back to the event loop once the writer has run for its quantum.
+    def _set_quantum(self) -> None:
+        """The writer thread's slice (``writerslice``), checked between rows, inside statements
+        (progress handler) and before every file read and write of its connection.
 
         Why: this kernel defers a woken thread's preemption of a running one to the next
-        tick (lazy preemption), even of an idle-only thread, so a request that arrives while
-        the writer runs waits until the writer blocks or yields: 1-4 ms. Measured at c=1,
-        p99 2.0 ms with the writer on the gateway's core, 0.3 ms with it paused. Yielding
-        every 20 us of work (idle-only) bounds the wait; niced (behind) it yields every 1 ms
-        so it still gets its share of a saturated core. Returns None: a true value would
-        abort the SQLite statement (this is also its progress handler)."""
-        now = time.perf_counter()
-        if now - self._slice_began >= (QUANTUM_IDLE if self.priority.idle else QUANTUM_NICED):
-            os.sched_yield()  # also releases the GIL
-            self._slice_began = time.perf_counter()
+        tick, even of an idle-only thread, so a request that arrives while the writer runs
+        waits until the writer blocks or yields: 1-4 ms. Measured at c=1, p99 2.0 ms with the
+        writer on the gateway's core, 0.3 ms with it paused. Yielding every 20 us of work
+        (idle-only) bounds the wait; niced (behind) it yields every 1 ms so it still gets its
+        share of a saturated core. Either slice doubles by itself while the writer's yields
+        keep waiting a whole scheduler slice, until it stops yielding (``writerslice``): on a
+        saturated core every yield gave up part of the writer's share, and with the COMMIT
+        yielding too it fell behind under load (queue peaks of 20,000 rows against 8,000, RSS
+        steps of 10-37 MB in the soak); a yield that returns quickly restores the slice."""
+        self._quantum_idle = self.priority.idle
+        writerslice.set_quantum(QUANTUM_IDLE if self._quantum_idle else QUANTUM_NICED, math.inf)
+
+    def _slice_check(self) -> None:
+        """Between rows: the quantum follows the priority at once (``behind()`` comes from the
+        event loop; a niced writer yielding every 20 us starves on a busy core)."""
+        if self.priority.idle is not self._quantum_idle:
+            self._set_quantum()
+        writerslice.slice_check()
 
     def _write_pending(self) -> bool:
         rows = self._pending
@@ -217,16 +236,28 @@ class UsageLog:
         return True
 
     def _commit(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
-        """The rows and their rollups in one transaction, or nothing (rolled back, kept for retry)."""
+        """The rows and their rollups in one transaction, or nothing (rolled back, kept for retry).
+
+        A few rows per statement, the time slice checked in between: one row's insert is too
+        short for SQLite's progress handler to fire, so a whole batch in one call held the
+        core for ~1 ms. Niced (behind, on a busy core), bigger chunks: with 4 rows per call
+        the writer fell further behind under load (soak: queue peaks and RSS steps). The rollups are this batch's own rows, folded here (``rollup.Fold``),
+        so another worker's writer committing meanwhile can never be counted twice."""
+        slice_check = self._slice_check
+        fold = rollup.Fold()
+        size = CHUNK_IDLE if self.priority.idle else CHUNK_NICED
         try:
-            # Take the write lock before reading the last id: another worker's writer that
-            # committed in between would otherwise have its rows summed into the rollups twice.
             db.execute("BEGIN IMMEDIATE")
-            last_id = db.execute(rollup.LAST_ID).fetchone()[0]
-            db.executemany(INSERT, rows)
-            for statement in rollup.ROLLUP_SINCE:  # same transaction: rollups never drift from rows
-                db.execute(statement, (last_id,))
-            db.commit()
+            for start in range(0, len(rows), size):
+                chunk = rows[start:start + size]
+                db.executemany(INSERT, chunk)
+                fold.add(chunk)
+                slice_check()
+            for statement, params in ((rollup.UPSERT_DAILY, fold.daily()), (rollup.UPSERT_TOTALS, fold.totals())):
+                for start in range(0, len(params), size):
+                    db.executemany(statement, params[start:start + size])
+                    slice_check()
+            db.commit()  # its WAL writes and checkpoint yield in the VFS
         except BaseException:
             self._rollback()  # a half-done batch must not be committed twice by the retry
             raise
@@ -299,6 +330,16 @@ class UsageLog:
 
     def healthy(self) -> bool:
         return self.last_error is None
+
+
+def _yielding_vfs() -> str | None:
+    """The writer's VFS (registered once per process), or None where SQLite's API cannot be
+    reached: the writer then yields only between statements and inside them."""
+    library = getattr(_sqlite3, "__file__", None)  # None: sqlite3 built into the interpreter
+    if library and writerslice.register(library, VFS):
+        return VFS
+    log.warning("usage log: SQLite's VFS API not found (%s); COMMITs will not yield the core", library)
+    return None
 
 
 def _resolve(future: asyncio.Future) -> None:

@@ -14,6 +14,7 @@ import pytest
 from fastgw.usage import UsageRecord, rollup
 from fastgw.usage.log import UsageLog
 from fastgw.usage.priority import WRITER_NICE
+from threads import in_thread
 
 
 def rows(path) -> list[tuple]:
@@ -350,8 +351,9 @@ def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
 
 
 def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
-    """``--workers N`` runs N writers on one file. Writer B commits its batch just after writer A
-    read the last id: A's rollups must not fold B's rows in a second time."""
+    """``--workers N`` runs N writers on one file. Writer B tries to commit its batch while
+    writer A is inside its transaction: each writer's rollups are its own rows, so however the
+    two interleave, every row is summed exactly once."""
     path = str(tmp_path / "u.db")
     first, second = varied_records(200)[:100], varied_records(200)[100:]
 
@@ -361,57 +363,88 @@ def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
         await b.start()
         assert a._db is not None and b._db is not None
         b._db.execute("PRAGMA busy_timeout = 50")
-        seen: list[str] = []
-        b_committed: list[bool] = []
+        b_tried: list[bool] = []
 
         def between_statements(sql: str) -> None:
-            seen.append(sql)
-            if len(seen) >= 2 and rollup.LAST_ID in seen[-2] and not b_committed:
+            if sql.startswith("INSERT INTO spend_daily") and not b_tried:
                 b._pending = list(map(msgspec.structs.astuple, second))  # B's writer flushes now
-                b_committed.append(b._write_pending())
+                b_tried.append(b._write_pending())  # locked out by A: B keeps its rows
 
         a._db.set_trace_callback(between_statements)
         for r in first:
             a.record(r)
         await a.flush()
         a._db.set_trace_callback(None)
-        assert b_committed, "the interleaving under test did not happen"
-        await a.stop()  # if B found the file locked, it kept its rows: its last flush writes them
-        await b.stop()
+        assert b_tried == [False], "the interleaving under test did not happen"
+        await a.stop()
+        await b.stop()  # B's last flush writes the rows it kept
 
     run(main())
     assert len(rows(path)) == 200
     assert_rollups_match(path, first + second)
 
 
-def test_the_writer_hands_the_core_back_inside_a_batch(tmp_path, monkeypatch):
-    """Statements and row building check the writer's time slice (SQLite's progress handler
-    included), and a check that yields does not abort the statement it interrupts."""
+def test_rollups_fold_each_batch_exactly_once_across_workers(tmp_path):
+    """Two writers alternate batches on one file: the rollups equal the rows, summed once."""
+    path = str(tmp_path / "u.db")
+    records = varied_records(600)
+
+    async def main():
+        writers = [UsageLog(path, flush_interval=0.01, batch_size=20), UsageLog(path, flush_interval=0.01, batch_size=20)]
+        for w in writers:
+            await w.start()
+        for i, r in enumerate(records):
+            writers[(i // 37) % 2].record(r)
+            if i % 50 == 0:
+                await asyncio.sleep(0.005)
+        for w in writers:
+            await w.stop()
+
+    run(main())
+    assert len(rows(path)) == 600
+    assert_rollups_match(path, records)
+
+
+def test_the_writer_hands_the_core_back_inside_a_batch_and_inside_its_commit(tmp_path, monkeypatch):
+    """Row building, statements (SQLite's progress handler) and the COMMIT (the yielding VFS's
+    file writes) all check the writer's time slice; a check that yields aborts nothing."""
+    from fastgw._core import writerslice
     from fastgw.usage import log as usage_log_module
 
-    yields: list[int] = []
     monkeypatch.setattr(usage_log_module, "QUANTUM_IDLE", 0.0)
     monkeypatch.setattr(usage_log_module, "QUANTUM_NICED", 0.0)
-    monkeypatch.setattr(usage_log_module.os, "sched_yield", lambda: yields.append(1))
     path = str(tmp_path / "u.db")
+    yields, vfs_yields = writerslice.yields(), writerslice.vfs_yields()
     write_all(path, varied_records(300), flush_interval=60)  # one flush, at stop
     assert len(rows(path)) == 300
-    assert len(yields) > 300 // usage_log_module.YIELD_CHECK_ROWS, "the slice is checked inside statements too"
+    assert writerslice.yields() - yields > 2 * 300 // usage_log_module.YIELD_CHECK_ROWS  # taking and inserting
+    assert writerslice.vfs_yields() - vfs_yields > 5, "the COMMIT's file writes yield too"
+    assert_rollups_match(path, varied_records(300))
 
 
-def test_the_writer_quantum_is_short_when_idle_only_and_long_when_niced(tmp_path, monkeypatch):
+def test_the_writer_quantum_is_short_when_idle_only_and_long_when_niced(tmp_path):
+    from fastgw._core import writerslice
     from fastgw.usage import log as usage_log_module
 
-    yields: list[int] = []
-    monkeypatch.setattr(usage_log_module.os, "sched_yield", lambda: yields.append(1))
     log = UsageLog(str(tmp_path / "u.db"))
-    ran = 100e-6  # the writer has run for 100 us since it last yielded
-    for idle, expected in ((True, 1), (False, 0)):
-        yields.clear()
+
+    def quantum(idle: bool) -> float:
         log.priority.idle = idle
-        log._slice_began = time.perf_counter() - ran
-        assert log._slice_check() is None  # a true value would abort SQLite's statement
-        assert len(yields) == expected, (idle, yields)
-    log._slice_began = time.perf_counter() - 2 * usage_log_module.QUANTUM_NICED
-    log._slice_check()
-    assert len(yields) == 1, "niced, it still yields once its longer quantum is used"
+        log._set_quantum()  # in the writer thread: quanta are per thread
+        return writerslice.quantum()
+
+    got = {idle: in_thread(lambda idle=idle: quantum(idle)) for idle in (True, False)}
+    assert got == {True: usage_log_module.QUANTUM_IDLE, False: usage_log_module.QUANTUM_NICED}
+    assert usage_log_module.QUANTUM_IDLE < usage_log_module.QUANTUM_NICED
+
+
+def test_without_the_yielding_vfs_the_writer_still_writes(tmp_path, monkeypatch, caplog):
+    """An SQLite whose VFS API cannot be reached (linked in statically, symbols hidden): the
+    writer opens the file directly and yields only between and inside statements."""
+    from fastgw._core import writerslice
+
+    monkeypatch.setattr(writerslice, "register", lambda library, name: False)
+    path = str(tmp_path / "u.db")
+    write_all(path, varied_records(100))
+    assert len(rows(path)) == 100
+    assert "COMMITs will not yield" in caplog.text
