@@ -39,3 +39,8 @@ def test_serve_refuses_bad_config(tmp_path):
     result = run("serve", "--config", str(path), "--port", "0")
     assert result.returncode == 1 and "timeout: must be greater than 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_negative_busy_poll_window():
+    result = run("serve", "--busy-poll-us", "-1", "--port", "0")
+    assert result.returncode == 2 and "--busy-poll-us must be between 0 and 1000000" in result.stderr

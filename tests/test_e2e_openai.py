@@ -258,3 +258,21 @@ def test_concurrent_requests(gw):
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.parametrize("workers, window_us", [(1, "0"), (2, "500")])
+def test_busy_polling_off_or_long_changes_no_answer(start_gateway, mock_upstream, workers, window_us):
+    """``FASTGW_BUSY_POLL_US`` (what ``--busy-poll-us`` sets) reaches every worker; polling
+    or not, answers and streams are the same."""
+    mock_upstream.reset()
+    gw = start_gateway({"model_list": [openai_deployment("gpt-4o-mini", mock_upstream)]}, workers=workers,
+                       env={"FASTGW_BUSY_POLL_US": window_us}, key=MASTER)
+    messages = [{"role": "user", "content": "Capital?"}]
+    for _ in range(3):
+        resp = client(gw).chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assert resp.choices[0].message.content == "The capital of France is Paris."
+        chunks = list(client(gw).chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
+                                                         stream_options={"include_usage": True}))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == resp.choices[0].message.content
+        assert chunks[-1].usage.completion_tokens == 8
+    assert "not a number of microseconds" not in (gw.workdir / "gateway.log").read_text()

@@ -12,3 +12,7 @@ class HttpProtocol(asyncio.Protocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None: ...
     def shutdown(self) -> None: ...
+
+BUSY_POLL_ENV: str  # microseconds of busy polling after activity (``fastgw serve --busy-poll-us``)
+BUSY_POLL_DEFAULT_US: float
+BUSY_POLL_MAX_US: float

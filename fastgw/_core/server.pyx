@@ -20,11 +20,14 @@ graceful stop.
 import asyncio
 import http
 import logging
+import os
 import urllib.parse
 
 import httptools
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from fastgw._core.busypoll cimport BusyPoll
 
 cdef object log = logging.getLogger("uvicorn.error")
 cdef Py_ssize_t HIGH_WATER_LIMIT = 65536  # request body buffered before reading pauses (as uvicorn)
@@ -49,6 +52,28 @@ for _c in list(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
     _TOKEN[_c] = 1
 
 cdef dict DISCONNECT = {"type": "http.disconnect"}
+
+BUSY_POLL_ENV = "FASTGW_BUSY_POLL_US"  # set by `fastgw serve --busy-poll-us`
+BUSY_POLL_DEFAULT_US = 50.0
+BUSY_POLL_MAX_US = 1e6
+
+
+cdef BusyPoll _busy_poll(server_state, loop):
+    """The server's one poller (``busypoll.BusyPoll``), made by its first connection."""
+    poller = getattr(server_state, "busy_poll", None)
+    if poller is None:
+        raw = os.environ.get(BUSY_POLL_ENV, "")
+        try:
+            window_us = float(raw) if raw else BUSY_POLL_DEFAULT_US
+            if not 0 <= window_us <= BUSY_POLL_MAX_US:
+                raise ValueError
+        except ValueError:
+            log.warning("%s=%r is not a number of microseconds (0 to %g); using %g",
+                        BUSY_POLL_ENV, raw, BUSY_POLL_MAX_US, BUSY_POLL_DEFAULT_US)
+            window_us = BUSY_POLL_DEFAULT_US
+        poller = BusyPoll(loop, window_us * 1e-6)
+        server_state.busy_poll = poller
+    return poller
 
 
 cdef inline bint _valid_name(bytes name):
@@ -96,6 +121,7 @@ cdef class HttpProtocol:
     cdef object _drain_waiter
     cdef object _default_source
     cdef bytes _default_block
+    cdef BusyPoll poller  # keeps the loop polling between a request's steps (busypoll.pyx)
 
     def __init__(self, config, server_state, app_state, _loop=None):
         if not config.loaded:
@@ -118,6 +144,7 @@ cdef class HttpProtocol:
         self.pipeline = []
         self._idle_since = -1.0
         self._default_source = None
+        self.poller = _busy_poll(server_state, self.loop)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport):
@@ -162,6 +189,7 @@ cdef class HttpProtocol:
 
     def data_received(self, data):
         self._idle_since = -1.0
+        self.poller.kick()
         try:
             self.parser.feed_data(data)
         except _ParserUpgrade:

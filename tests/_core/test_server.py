@@ -14,7 +14,7 @@ import time
 import pytest
 import uvicorn
 
-from fastgw._core.server import HttpProtocol
+from fastgw._core.server import BUSY_POLL_DEFAULT_US, BUSY_POLL_ENV, HttpProtocol
 
 
 def free_port() -> int:
@@ -424,5 +424,30 @@ def test_closed_connections_are_freed_without_the_collector():
             assert alive() == before
         finally:
             gc.enable()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("env, window", [(None, BUSY_POLL_DEFAULT_US * 1e-6), ("0", 0.0), ("120", 120e-6),
+                                         ("not a number", BUSY_POLL_DEFAULT_US * 1e-6),
+                                         ("-5", BUSY_POLL_DEFAULT_US * 1e-6)])
+def test_requests_kick_the_servers_busy_poller(monkeypatch, env, window):
+    """One poller per server, its window from ``FASTGW_BUSY_POLL_US`` (a bad value: the
+    default, with a warning); every request's bytes kick it unless the window is 0."""
+    if env is None:
+        monkeypatch.delenv(BUSY_POLL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(BUSY_POLL_ENV, env)
+    server = ServerThread(echo_app)
+    try:
+        with server.connect() as sock:
+            buf = bytearray()
+            for i in range(3):
+                sock.sendall(request(body=b"%d" % i))
+                assert read_response(sock, buf)[2] == b"%d" % i
+                time.sleep(0.01)  # longer than any window here: each request starts from sleep
+        poller = server.server.server_state.busy_poll
+        assert poller.window == pytest.approx(window)
+        assert poller.kicks == (3 if window else 0)
     finally:
         server.stop()

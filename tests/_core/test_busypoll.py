@@ -1,0 +1,133 @@
+"""The event loop's busy poller: polls while there is activity, sleeps after a quiet window,
+and hands the core (and the GIL) over on every step."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+import threading
+import time
+
+import pytest
+import uvloop
+
+from fastgw._core.busypoll import GAP, BusyPoll
+
+
+def run(main) -> None:
+    uvloop.run(main())
+
+
+async def until_stopped(poller: BusyPoll, limit: float = 2.0) -> float:
+    """Seconds until the poller stops by itself (the test's own waits are asyncio sleeps of
+    0, each shorter than the poller's gap, so they do not count as activity)."""
+    began = time.monotonic()
+    while poller.active:
+        assert time.monotonic() - began < limit, "the poller never stopped"
+        await asyncio.sleep(0)
+    return time.monotonic() - began
+
+
+def test_a_kick_polls_then_the_loop_sleeps_again():
+    async def main() -> None:
+        poller = BusyPoll(asyncio.get_running_loop(), 0.002)
+        assert not poller.active and poller.steps == 0
+        poller.kick()
+        assert poller.active and poller.kicks == 1
+        await until_stopped(poller)
+        steps = poller.steps
+        assert steps >= 1
+        await asyncio.sleep(0.02)  # the loop sleeps: no more steps
+        assert poller.steps == steps and not poller.active
+
+    run(main)
+
+
+def test_activity_keeps_it_polling_and_a_kick_while_active_does_not_schedule_twice():
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        poller = BusyPoll(loop, 0.005)  # longer than a step's yield to a busy process takes
+        poller.kick()
+        busy_until = time.monotonic() + 0.05  # 10 windows of activity
+
+        def work() -> None:  # other callbacks, each longer than the gap
+            end = time.perf_counter() + 3 * GAP
+            while time.perf_counter() < end:
+                pass
+            if time.monotonic() < busy_until:
+                loop.call_soon(work)
+
+        loop.call_soon(work)
+        while time.monotonic() < busy_until:
+            assert poller.active, "stopped while other work kept running"
+            poller.kick()
+            await asyncio.sleep(0)
+        assert poller.kicks == 1
+        await until_stopped(poller)
+
+    run(main)
+
+
+def test_window_zero_never_polls():
+    async def main() -> None:
+        poller = BusyPoll(asyncio.get_running_loop(), 0.0)
+        poller.kick()
+        await asyncio.sleep(0.01)
+        assert not poller.active and poller.steps == 0 and poller.kicks == 0
+
+    run(main)
+
+
+@pytest.mark.parametrize("window, gap", [(-1e-6, GAP), (1e-3, 0.0)])
+def test_bad_arguments(window, gap):
+    async def main() -> None:
+        with pytest.raises(ValueError):
+            BusyPoll(asyncio.get_running_loop(), window, gap)
+
+    run(main)
+
+
+def test_each_step_hands_the_core_to_an_idle_priority_thread():
+    """On one core, an idle-priority thread (as the usage writer is) gets turns while the
+    loop polls: each step yields. Without the yield it got none here: the polling thread
+    never blocked, and an idle-priority thread only runs on an otherwise idle core."""
+    cpu = min(os.sched_getaffinity(0))
+    previous_affinity = os.sched_getaffinity(0)
+    turns = [0]
+    ready = threading.Event()
+    stop = threading.Event()
+    block = os.urandom(1 << 16)
+
+    def other() -> None:
+        os.sched_setaffinity(0, {cpu})
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        ready.set()
+        while not stop.is_set():
+            hashlib.sha256(block).digest()  # ~0.1 ms without the GIL
+            turns[0] += 1
+
+    async def main() -> tuple[int, int]:
+        poller = BusyPoll(asyncio.get_running_loop(), 0.05)
+        before = turns[0]
+        poller.kick()
+        await until_stopped(poller, limit=5.0)  # sleep(0) never blocks: only the steps yield the core
+        return turns[0] - before, poller.steps
+
+    os.sched_setaffinity(0, {cpu})
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        ready.wait(5)
+        result: list = []
+
+        async def wrapper() -> None:
+            result.append(await main())
+
+        uvloop.run(wrapper())
+    finally:
+        stop.set()
+        thread.join()
+        os.sched_setaffinity(0, previous_affinity)
+    others, steps = result[0]
+    assert steps > 0 and others >= 20, (others, steps)
