@@ -448,3 +448,45 @@ def test_without_the_yielding_vfs_the_writer_still_writes(tmp_path, monkeypatch,
     write_all(path, varied_records(100))
     assert len(rows(path)) == 100
     assert "COMMITs will not yield" in caplog.text
+
+
+@pytest.fixture
+def counting_adapters():
+    """Adapters for None and bool that record each call (sqlite3's registry is process-wide:
+    removed again afterwards)."""
+    calls: list[str] = []
+    keys = [(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)]
+    assert not any(key in sqlite3.adapters for key in keys)
+    sqlite3.register_adapter(type(None), lambda value: calls.append("None"))
+    sqlite3.register_adapter(bool, lambda value: calls.append("bool") or int(value))
+    try:
+        yield calls
+    finally:
+        for key in keys:
+            sqlite3.adapters.pop(key, None)
+
+
+def test_values_round_trip_exactly_without_sqlite3_adapting_any(tmp_path, counting_adapters):
+    """None and bool values are bound as SQLite stores them (fastgw/_core/usagerows.pyx), not
+    through sqlite3's adapter registry: an adapter registered for their types is never called.
+    Empty and "0" strings stay strings; None stays NULL."""
+    path = str(tmp_path / "u.db")
+    plain = record(1, stream=True, retried=False)  # key_alias, team_id, ttft_ms ... None
+    plain.cost = None
+    odd = record(2, key_alias="", team_id="0", fallback="g2", ttft_ms=0.0, cache_hit=True, error_type="x")
+
+    async def main():
+        log = UsageLog(path, flush_interval=0.05)
+        await log.start()
+        log.record(plain)
+        log.record(odd)
+        await log.stop()
+
+    run(main())
+    assert counting_adapters == []
+    con = sqlite3.connect(path)
+    got = con.execute("SELECT key_alias, team_id, user_id, fallback, ttft_ms, cost, stream, retried, cache_hit, "
+                      "error_type, typeof(key_alias), typeof(team_id), typeof(cost) FROM usage_log ORDER BY id").fetchall()
+    con.close()
+    assert got[0] == (None, None, None, None, None, None, 1, 0, 0, None, "null", "null", "null")
+    assert got[1] == ("", "0", None, "g2", 0.0, 0.001, 0, 0, 1, "x", "text", "text", "real")
