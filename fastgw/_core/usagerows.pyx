@@ -57,4 +57,4 @@ def bindable(list rows, bytes kinds) -> list:
     """``rows`` (tuples, one value per column) with each value in the form its kind binds
     as: ``kinds`` holds one of ``KEEP``, ``TEXT``, ``REAL``, ``BOOL`` per column."""
     cdef const unsigned char[:] view = kinds
-    return [_row(<tuple>row, view) for row in rows]
+    return [_row(<tuple?>row, view) for row in rows]

@@ -33,3 +33,8 @@ def test_every_row_of_the_chunk_in_order():
 def test_a_row_that_does_not_fit_the_columns_is_refused():
     with pytest.raises(ValueError, match="6 values for 7 columns"):
         bindable([(1, None, "", None, 0.0, True)], KINDS)
+
+
+def test_a_row_that_is_not_a_tuple_is_refused():
+    with pytest.raises(TypeError):
+        bindable([[1, None, "", None, 0.0, True, False]], KINDS)
