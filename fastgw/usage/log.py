@@ -77,7 +77,8 @@ CHUNK_IDLE = 4  # rows per INSERT/upsert call while idle-only: its 20-us slice i
 CHUNK_NICED = 128  # ... while niced (behind): per-call overhead matters more than a 1-ms slice
 YIELD_CHECK_OPS = 50  # SQLite VM steps between two checks inside a statement
 # (200 let the writer run 50-100 us between checks: an index insert is a few VM steps of
-# many us each. At c=1, 3 interleaved rounds: p99 663-721 us with 50, 727-1,134 with 200)
+# several us each. c=1 p99, 3 interleaved rounds of one tree: 663-721 us with 50, 727-1,134
+# with 200; c=64 alike. A later 5-round A/B of whole trees could not resolve it.)
 VFS = "fastgw-writerslice"  # SQLite VFS whose file reads and writes check the writer's slice
 QUANTUM_IDLE = 20e-6  # longest run without handing back the core while idle-only
 QUANTUM_NICED = 1e-3  # ... while niced (behind): long enough to keep its share of a busy core
