@@ -6,10 +6,14 @@ prefills the table (index upkeep depends on the table's size), then times batche
 takes them, with and without the spend rollups.
 
     python benchmarks/bench_usage_writer.py [--prefill 100000] [--batch 500] [--batches 30]
+
+It also splits the CPU with rollups into the writer's statements (inserts, rollup upserts,
+COMMIT with its WAL writes and checkpoints) and the Python around them.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
 import sys
@@ -49,9 +53,35 @@ class NoFold:
         return []
 
 
-def per_row_us(prefill: int, batch: int, batches: int, rollups: bool) -> float:
+class TimedConnection:
+    """The writer's connection, with the CPU of each kind of statement added up."""
+
+    def __init__(self, db) -> None:  # noqa: ANN001 - sqlite3.Connection
+        self._db = db
+        self.cpu: collections.Counter[str] = collections.Counter()
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        method = getattr(self._db, name)
+        if name not in ("execute", "executemany", "commit"):
+            return method
+
+        def timed(*args):  # noqa: ANN002, ANN202
+            started = time.process_time()
+            try:
+                return method(*args)
+            finally:
+                sql = args[0] if args else ""
+                kind = ("commit" if name == "commit" else "insert" if "usage_log" in sql
+                        else "rollup upserts" if sql.startswith("INSERT") else "other statements")
+                self.cpu[kind] += time.process_time() - started
+        return timed
+
+
+def per_row_us(prefill: int, batch: int, batches: int, rollups: bool,
+               split: collections.Counter | None = None) -> float:
     log = UsageLog(os.path.join(tempfile.mkdtemp(prefix="fastgw-writer-"), "usage.db"))
     log._connect()
+    timed = log._db = TimedConnection(log._db)
     saved = rollup.Fold
     if not rollups:
         rollup.Fold = NoFold  # type: ignore[misc]
@@ -63,8 +93,12 @@ def per_row_us(prefill: int, batch: int, batches: int, rollups: bool) -> float:
         for _ in range(batches):
             log._queue.extend(row() for _ in range(batch))
             started = time.process_time()
+            timed.cpu.clear()
             log._write_queued()
             times.append(time.process_time() - started)
+            if split is not None:
+                split.update({kind: cpu / batch * 1e6 / batches for kind, cpu in timed.cpu.items()})
+                split["total"] += times[-1] / batch * 1e6 / batches
     finally:
         rollup.Fold = saved  # type: ignore[misc]
     times.sort()
@@ -78,9 +112,15 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
     for rollups in (True, False):
-        us = per_row_us(args.prefill, args.batch, args.batches, rollups)
+        split: collections.Counter = collections.Counter()
+        us = per_row_us(args.prefill, args.batch, args.batches, rollups, split)
         print(f"{'with' if rollups else 'without'} rollups: {us:.1f} us of CPU per row "
               f"(median of {args.batches} batches of {args.batch}, {args.prefill:,} rows already in the table)")
+        if rollups:
+            total = split.pop("total")
+            parts = ", ".join(f"{kind} {cpu:.1f}" for kind, cpu in split.most_common() if cpu >= 0.05)
+            print(f"  mean {total:.1f} us per row: {parts}; Python around them (taking rows, folding "
+                  f"rollups, slice checks) {total - sum(split.values()):.1f}")
     return 0
 
 
