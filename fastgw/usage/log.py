@@ -252,11 +252,13 @@ class UsageLog:
     def _commit(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
         """The rows and their rollups in one transaction, or nothing (rolled back, kept for retry).
 
-        A few rows per statement, the time slice checked in between: one row's insert is too
-        short for SQLite's progress handler to fire, so a whole batch in one call held the
-        core for ~1 ms. Niced (behind, on a busy core), bigger chunks: with 4 rows per call
-        the writer fell further behind under load (soak: queue peaks and RSS steps). The rollups are this batch's own rows, folded here (``rollup.Fold``),
-        so another worker's writer committing meanwhile can never be counted twice."""
+        A few rows per statement, the time slice checked in between (and inside, by the
+        progress handler): a whole batch in one ``executemany`` held the core for ~1 ms, its
+        rows' binding and the Python around it being out of the progress handler's reach.
+        Niced (behind, on a busy core), bigger chunks: with 4 rows per call the writer fell
+        further behind under load (soak: queue peaks and RSS steps). The rollups are this
+        batch's own rows, folded here (``rollup.Fold``), so another worker's writer committing
+        meanwhile can never be counted twice."""
         slice_check = self._slice_check
         fold = rollup.Fold()
         size = CHUNK_IDLE if self.priority.idle else CHUNK_NICED

@@ -41,9 +41,10 @@ _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 _DAY_SQL = "strftime('%Y-%m-%d', ts, 'unixepoch')"
 
 # Each statement folds the usage rows with ``id > ?`` into the rollups: the backfill of a
-# database written before the rollups existed (``id > 0``). NOT INDEXED: read the new rows by their id range. Without it the planner took the key_hash
-# index for ``key_hash IS NOT NULL ... GROUP BY key_hash`` and walked the whole index on every
-# batch (2 s at 711,000 rows), so the writer fell further behind as the table grew.
+# database written before the rollups existed (``id > 0``). NOT INDEXED: read the rows by
+# their id range. Without it the planner took the key_hash index for ``key_hash IS NOT NULL
+# ... GROUP BY key_hash`` and walked the whole index on every batch (2 s at 711,000 rows,
+# when these statements ran per batch), so the writer fell further behind as the table grew.
 ROLLUP_SINCE = (
     f"INSERT INTO spend_daily (day, key_hash, team_id, user_id, model_group, provider, {', '.join(_SUMS)}) "
     f"SELECT {_DAY_SQL}, COALESCE(key_hash, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), "
