@@ -52,6 +52,12 @@ class NoFold:
     def totals(self) -> list:
         return []
 
+    def minutes(self) -> list:
+        return []
+
+    def upserts(self) -> tuple:
+        return ()
+
 
 class TimedConnection:
     """The writer's connection, with the CPU of each kind of statement added up."""

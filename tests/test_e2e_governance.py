@@ -390,6 +390,20 @@ def test_keys_and_spend_survive_a_restart(start_gateway, gw):
     assert outcome(lambda: chat(again, key)) == "400:budget_exceeded"
 
 
+def test_a_budget_window_is_rebuilt_after_a_restart(start_gateway, gw):
+    """A budget with a duration is recounted from the minute rollup, not from an index of rows."""
+    cost = one_request_cost(gw)
+    admin = Admin(gw)
+    key = admin.key(max_budget=cost * 2.5, budget_duration="30d")
+    assert [outcome(lambda: chat(gw, key)) for _ in range(3)] == ["ok", "ok", "400:budget_exceeded"]
+    gw.stop()
+    again = start_gateway(config(database_url=f"sqlite:///{gw.db_path}"), key=MASTER)
+    assert outcome(lambda: chat(again, key)) == "400:budget_exceeded", "window spend rebuilt from spend_minutes"
+    Admin(again).post("/key/update", {"key": key, "max_budget": cost * 3.5})  # recounted from the rollup too
+    assert outcome(lambda: chat(again, key)) == "ok"
+    assert outcome(lambda: chat(again, key)) == "400:budget_exceeded"
+
+
 def test_database_deleted_mid_run(gw):
     admin = Admin(gw)
     key = admin.key(max_budget=1.0)

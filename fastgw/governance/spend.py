@@ -3,22 +3,56 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..usage.rollup import MINUTE_SQL, minute_of
 from .store import GovernanceStore
 
 _COLUMN = {"key": "key_hash", "team": "team_id", "user": "user_id"}
+_KIND = {column: kind for kind, column in _COLUMN.items()}
 
 
 async def window_spend(store: GovernanceStore, kind: str, ids: list[str], since: float) -> float:
-    """What a key (under any of its hashes), team or user has spent since ``since`` (0: ever)."""
+    """What a key (under any of its hashes), team or user has spent since ``since`` (0: ever).
+
+    Whole minutes come from the ``spend_minutes`` rollup; a window that starts inside a minute
+    (a budget duration in seconds) adds that minute's rows from ``since`` on, through the ``ts``
+    index (at most a minute of rows)."""
     marks = ",".join("?" * len(ids))
     if since <= 0:
         row = await store.fetch_one(f"SELECT COALESCE(SUM(spend), 0) FROM spend_totals WHERE kind = ? AND id IN ({marks})",
                                     (kind, *ids))
         return float(row[0]) if row else 0.0
-    column = _COLUMN[kind]
-    row = await store.fetch_one(f"SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE {column} IN ({marks}) AND ts >= ?",
-                                (*ids, since))
-    return float(row[0]) if row else 0.0
+    first = minute_of(since)
+    spend = 0.0
+    if first * 60 < since:  # the rollup's minute ``first`` holds rows from before the window
+        column = _COLUMN[kind]
+        row = await store.fetch_one(f"SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE ts >= ? AND ts < ? "
+                                    f"AND {MINUTE_SQL} = ? AND {column} IN ({marks})",
+                                    (since, (first + 1) * 60 + 1, first, *ids))
+        spend += float(row[0]) if row else 0.0
+        first += 1
+    row = await store.fetch_one(f"SELECT COALESCE(SUM(spend), 0) FROM spend_minutes WHERE kind = ? AND id IN ({marks}) "
+                                f"AND minute >= ?", (kind, *ids, first))
+    return spend + (float(row[0]) if row else 0.0)
+
+
+async def _scope_has_rows(store: GovernanceStore, filters: dict[str, Any], start: float | None,
+                          end: float | None) -> bool:
+    """False when a key, team or user filter has no usage in the time range (the rollup says so
+    at once; the usage rows have no index by scope, so finding none would scan them all)."""
+    for column, value in filters.items():
+        kind = _KIND.get(column)
+        if kind is None:
+            continue
+        sql, params = "SELECT 1 FROM spend_minutes WHERE kind = ? AND id = ?", [kind, value]
+        if start is not None:
+            sql += " AND minute >= ?"
+            params.append(minute_of(start))
+        if end is not None:
+            sql += " AND minute <= ?"
+            params.append(minute_of(end))
+        if await store.fetch_one(sql + " LIMIT 1", params) is None:
+            return False
+    return True
 
 
 async def totals(store: GovernanceStore, kind: str, ids: list[str]) -> dict[str, Any]:
@@ -40,7 +74,12 @@ LOG_FIELDS = ("id", "request_id", "ts", "endpoint", "key_hash", "key_alias", "te
 
 async def spend_logs(store: GovernanceStore, filters: dict[str, Any], start: float | None, end: float | None,
                      limit: int, before_id: int | None) -> list[dict[str, Any]]:
-    """Usage rows newest first; paginated by id (``before_id``) so deep pages cost the same as the first."""
+    """Usage rows newest first; paginated by id (``before_id``) so deep pages cost the same as the first.
+
+    A filter by key, team or user reads the rows newest first and keeps its own (no index by
+    scope: rollup.py says why); one with no usage in the range returns at once."""
+    if not await _scope_has_rows(store, filters, start, end):
+        return []
     where, params = [], []
     for column, value in filters.items():
         where.append(f"{column} = ?")

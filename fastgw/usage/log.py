@@ -54,11 +54,13 @@ SCHEMA = (
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS usage_log_ts ON usage_log (ts)",
     "CREATE INDEX IF NOT EXISTS usage_log_request_id ON usage_log (request_id)",
-    # spend logs filtered by key, team, user or model over a time range; budget rebuilds at start-up
-    "CREATE INDEX IF NOT EXISTS usage_log_key_ts ON usage_log (key_hash, ts)",
-    "CREATE INDEX IF NOT EXISTS usage_log_team_ts ON usage_log (team_id, ts) WHERE team_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS usage_log_user_ts ON usage_log (user_id, ts) WHERE user_id IS NOT NULL",
+    # spend logs filtered by model over a time range (a few models: a few pages per batch)
     "CREATE INDEX IF NOT EXISTS usage_log_model_ts ON usage_log (model_group, ts)",
+    # Indexes by key, team and user are gone: each cost a page per scope per batch (rollup.py).
+    # Budget windows read ``spend_minutes``; spend logs by scope scan ids (governance/spend.py).
+    "DROP INDEX IF EXISTS usage_log_key_ts",
+    "DROP INDEX IF EXISTS usage_log_team_ts",
+    "DROP INDEX IF EXISTS usage_log_user_ts",
 )
 
 
@@ -269,7 +271,7 @@ class UsageLog:
                 db.executemany(INSERT, usagerows.bindable(chunk, BIND_KINDS))  # no per-value adaptation
                 fold.add(chunk)
                 slice_check()
-            for statement, params in ((rollup.UPSERT_DAILY, fold.daily()), (rollup.UPSERT_TOTALS, fold.totals())):
+            for statement, params in fold.upserts():
                 for start in range(0, len(params), size):
                     db.executemany(statement, params[start:start + size])
                     slice_check()
@@ -373,11 +375,12 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
 
 
 def _create_rollups(db: sqlite3.Connection) -> None:
-    """Create the spend rollups; on a database that predates them, fill them from the rows."""
-    existed = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend_daily'").fetchone()
+    """Create the spend rollups; on a database that predates one, fill it from the rows."""
+    existed = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for statement in rollup.SCHEMA:
         db.execute(statement)
-    if existed is None:
-        for statement in rollup.ROLLUP_SINCE:
-            db.execute(statement, (0,))
+    for table in rollup.TABLES:
+        if table not in existed:
+            for statement in rollup.ROLLUP_SINCE[table]:
+                db.execute(statement, (0,))
 

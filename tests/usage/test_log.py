@@ -246,13 +246,20 @@ def test_a_backlog_lifts_an_idle_only_writer_from_the_event_loop(tmp_path):
     assert lifted == ((os.SCHED_OTHER, WRITER_NICE), 1)
 
 
-def expected_rollups(records: list[UsageRecord]) -> tuple[dict, dict]:
+def expected_rollups(records: list[UsageRecord]) -> tuple[dict, dict, dict]:
     """The rollups computed the slow, obvious way (the oracle for the SQL)."""
+    import math
     import time as _time
 
     daily: dict[tuple, list] = {}
     totals: dict[tuple, list] = {}
+    minutes: dict[tuple, list] = {}
     for r in records:
+        for kind, v in (("key", r.key_hash), ("team", r.team_id), ("user", r.user_id)):
+            if v:
+                spent = minutes.setdefault((math.floor(r.ts / 60), kind, v), [0.0, 0])
+                spent[0] += r.cost or 0.0
+                spent[1] += 1
         sums = [r.cost or 0.0, 1, 1 if r.unpriced else 0, r.prompt_tokens, r.completion_tokens]
         day = _time.strftime("%Y-%m-%d", _time.gmtime(r.ts))
         group = (day, r.key_hash or "", r.team_id or "", r.user_id or "", r.model_group or "", r.provider or "")
@@ -261,17 +268,18 @@ def expected_rollups(records: list[UsageRecord]) -> tuple[dict, dict]:
             current = target.setdefault(key, [0.0, 0, 0, 0, 0])
             for i, value in enumerate(sums):
                 current[i] += value
-    return daily, totals
+    return daily, totals, minutes
 
 
-def stored_rollups(path) -> tuple[dict, dict]:
+def stored_rollups(path) -> tuple[dict, dict, dict]:
     con = sqlite3.connect(path)
     try:
         daily = {tuple(r[:6]): list(r[6:]) for r in con.execute("SELECT * FROM spend_daily")}
         totals = {tuple(r[:2]): list(r[2:]) for r in con.execute("SELECT * FROM spend_totals")}
+        minutes = {tuple(r[:3]): list(r[3:]) for r in con.execute("SELECT * FROM spend_minutes")}
     finally:
         con.close()
-    return daily, totals
+    return daily, totals, minutes
 
 
 def varied_records(n: int) -> list[UsageRecord]:
@@ -304,10 +312,8 @@ def write_all(path: str, records: list[UsageRecord], flush_interval: float = 0.0
 
 
 def assert_rollups_match(path: str, records: list[UsageRecord]) -> None:
-    want_daily, want_totals = expected_rollups(records)
-    got_daily, got_totals = stored_rollups(path)
-    assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
-    for want, got in ((want_daily, got_daily), (want_totals, got_totals)):
+    for want, got in zip(expected_rollups(records), stored_rollups(path)):
+        assert got.keys() == want.keys()
         for key, sums in want.items():
             assert got[key][0] == pytest.approx(sums[0]) and got[key][1:] == sums[1:], key
 
@@ -344,10 +350,39 @@ def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
         await log.stop()
 
     run(reopen())
-    want_daily, want_totals = expected_rollups(records)
-    got_daily, got_totals = stored_rollups(path)
+    want_daily, want_totals, want_minutes = expected_rollups(records)
+    got_daily, got_totals, got_minutes = stored_rollups(path)
     assert got_daily.keys() == want_daily.keys() and got_totals.keys() == want_totals.keys()
     assert all(got_totals[k][1:] == v[1:] for k, v in want_totals.items())
+    assert {k: v[1] for k, v in got_minutes.items()} == {k: v[1] for k, v in want_minutes.items()}, \
+        "a rollup that existed is not filled again (counted twice)"
+
+
+def test_a_database_from_before_spend_minutes_gets_them_and_loses_the_scope_indexes(tmp_path):
+    """The migration of a database written before ``spend_minutes``: the rollup is filled from
+    the rows once, and the per-row indexes by key, team and user are dropped."""
+    path = str(tmp_path / "u.db")
+    records = varied_records(400)
+    write_all(path, records)
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE spend_minutes")
+    con.execute("CREATE INDEX usage_log_key_ts ON usage_log (key_hash, ts)")
+    con.execute("CREATE INDEX usage_log_team_ts ON usage_log (team_id, ts) WHERE team_id IS NOT NULL")
+    con.execute("CREATE INDEX usage_log_user_ts ON usage_log (user_id, ts) WHERE user_id IS NOT NULL")
+    con.commit()
+    con.close()
+    more = varied_records(450)[400:]
+    for i, r in enumerate(more):
+        r.request_id = f"after{i}"
+    write_all(path, more)  # the reopened log backfills, then keeps the rollup with new rows
+    assert_rollups_match(path, records + more)
+    con = sqlite3.connect(path)
+    try:
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    finally:
+        con.close()
+    assert not indexes & {"usage_log_key_ts", "usage_log_team_ts", "usage_log_user_ts"}
+    assert "spend_minutes_scope" in indexes
 
 
 def test_two_writers_on_one_database_never_count_a_row_twice(tmp_path):
