@@ -31,6 +31,18 @@ def expected(rows: list[UsageRecord], kind: str, ids: list[str], since: float) -
     return sum(r.cost or 0.0 for r in rows if getattr(r, column) in ids and (since <= 0 or r.ts >= since))
 
 
+async def written_store(path: str, rows: list[UsageRecord], batch_size: int = 500) -> GovernanceStore:
+    """The rows written by a real usage writer, and a governance store on the same file."""
+    log = UsageLog(path, flush_interval=0.01, batch_size=batch_size)
+    await log.start()
+    for r in rows:
+        log.record(r)
+    await log.stop()
+    store = GovernanceStore(path)
+    await store.connect()
+    return store
+
+
 def test_window_spend_matches_the_rows_for_any_window_start(tmp_path):
     path = str(tmp_path / "g.db")
     rows = records()
@@ -39,13 +51,7 @@ def test_window_spend_matches_the_rows_for_any_window_start(tmp_path):
               *(r.ts for r in rows[:40])]
 
     async def main() -> None:
-        log = UsageLog(path, flush_interval=0.01, batch_size=97)
-        await log.start()
-        for r in rows:
-            log.record(r)
-        await log.stop()
-        store = GovernanceStore(path)
-        await store.connect()
+        store = await written_store(path, rows, batch_size=97)  # many transactions, each folding its own
         try:
             for kind, ids in (("key", ["k1", "k1-old"]), ("key", ["k2"]), ("team", ["t1"]), ("user", ["u2"]),
                               ("key", ["never-used"])):
@@ -63,13 +69,7 @@ def test_spend_logs_by_scope_are_the_scope_rows_newest_first(tmp_path):
     rows = records()
 
     async def main() -> None:
-        log = UsageLog(path, flush_interval=0.01)
-        await log.start()
-        for r in rows:
-            log.record(r)
-        await log.stop()
-        store = GovernanceStore(path)
-        await store.connect()
+        store = await written_store(path, rows)
         try:
             got = await spend.spend_logs(store, {"key_hash": "k2"}, None, None, 50, None)
             want = [r.request_id for r in rows if r.key_hash == "k2"][::-1][:50]
