@@ -374,6 +374,12 @@ def test_spend_logs_and_report(gw):
     assert admin.get("/global/spend/report", group_by="provider")["data"][0]["provider"] == "mock"
     assert admin.get("/global/spend/report", 400, group_by="colour")["error"]["param"] == "group_by"
     assert admin.get("/spend/logs", 400, start_date="yesterday")["error"]["param"] == "start_date"
+    for raw in ("inf", "-inf", "nan", "1e300", "-1e300"):  # numbers, but no time: 400, never 503 or 500
+        for path, params in (("/spend/logs", {"api_key": b}), ("/spend/logs", {"team_id": "reports"}),
+                             ("/spend/logs", {}), ("/global/spend/report", {"group_by": "day"})):
+            for name in ("start_date", "end_date"):
+                error = admin.get(path, 400, **params, **{name: raw})["error"]
+                assert error["param"] == name and error["type"] == "invalid_request_error", (path, name, raw)
 
 
 # -- restarts and database failures -------------------------------------------------

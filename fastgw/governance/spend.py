@@ -25,6 +25,8 @@ async def window_spend(store: GovernanceStore, kind: str, ids: list[str], since:
     spend = 0.0
     if first * 60 < since:  # the rollup's minute ``first`` holds rows from before the window
         column = _COLUMN[kind]
+        # the ts range only narrows the index scan (a second of slack); the minute is decided as
+        # the writer decided it, so a row at the boundary is counted on exactly one side
         row = await store.fetch_one(f"SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE ts >= ? AND ts < ? "
                                     f"AND {MINUTE_SQL} = ? AND {column} IN ({marks})",
                                     (since, (first + 1) * 60 + 1, first, *ids))

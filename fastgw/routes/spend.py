@@ -1,6 +1,7 @@
 """Spend reports (LiteLLM's paths): per-request logs and grouped totals; master key only."""
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -18,16 +19,23 @@ from .admin import MAX_PAGE_SIZE, endpoint, query_int
 _GROUP_ALIASES = {"api_key": "key", "customer": "user", "team_id": "team", "user_id": "user", "model_group": "model"}
 
 
+_LAST_TIME = 253402300800.0  # 10000-01-01 UTC: past any date ``datetime`` can spell
+
+
 def parse_time(request: Request, name: str, end: bool = False) -> float | None:
     """A date (YYYY-MM-DD, whole UTC day; as an end it includes that day), an ISO time, or unix seconds."""
     raw = request.query_params.get(name)
     if not raw:
         return None
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
-        pass
+        seconds = None
     try:
+        if seconds is not None:  # inf, nan or 1e300 are numbers but no time: the rollups need a day and a minute
+            if not (math.isfinite(seconds) and abs(seconds) < _LAST_TIME):
+                raise ValueError(raw)
+            return seconds
         if len(raw) == 10:
             day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
             return day + 86400 if end else day

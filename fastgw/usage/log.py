@@ -379,8 +379,8 @@ def _create_rollups(db: sqlite3.Connection) -> None:
     existed = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for statement in rollup.SCHEMA:
         db.execute(statement)
-    for table in rollup.TABLES:
+    for table, backfill in rollup.ROLLUP_SINCE.items():
         if table not in existed:
-            for statement in rollup.ROLLUP_SINCE[table]:
+            for statement in backfill:
                 db.execute(statement, (0,))
 

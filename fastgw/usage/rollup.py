@@ -47,17 +47,17 @@ SCHEMA = (
     # no spend in it: an upsert that only adds to a scope's minute leaves the index alone
     "CREATE INDEX IF NOT EXISTS spend_minutes_scope ON spend_minutes (kind, id, minute)",
 )
-TABLES = ("spend_daily", "spend_totals", "spend_minutes")
 
 _SUMS = ("spend", "requests", "unpriced_requests", "prompt_tokens", "completion_tokens")
 _SUM_EXPRS = ("COALESCE(SUM(cost), 0), COUNT(*), SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), SUM(prompt_tokens), "
               "SUM(completion_tokens)")
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+_ADD_MINUTE = "spend = spend + excluded.spend, requests = requests + excluded.requests"
 _DAY_SQL = "strftime('%Y-%m-%d', ts, 'unixepoch')"
 MINUTE_SQL = "CAST(ts / 60 AS INTEGER)"  # what ``minute_of`` computes, for SQL
 _SCOPES = (("key", "key_hash"), ("team", "team_id"), ("user", "user_id"))
 
-# Each statement folds the usage rows with ``id > ?`` into the rollups: the backfill of a
+# Per rollup table, the statements that fold the usage rows with ``id > ?`` into it: the backfill of a
 # database written before the rollups existed (``id > 0``). NOT INDEXED: read the rows by
 # their id range. Without it the planner took the key_hash index for ``key_hash IS NOT NULL
 # ... GROUP BY key_hash`` and walked the whole index on every batch (2 s at 711,000 rows,
@@ -77,9 +77,7 @@ ROLLUP_SINCE = {
     "spend_minutes": tuple(
         f"INSERT INTO spend_minutes (minute, kind, id, spend, requests) SELECT {MINUTE_SQL}, '{kind}', {col}, "
         f"COALESCE(SUM(cost), 0), COUNT(*) FROM usage_log NOT INDEXED WHERE id > ? AND {col} IS NOT NULL "
-        f"AND {col} <> '' GROUP BY 1, 3 "
-        f"ON CONFLICT (minute, kind, id) DO UPDATE SET spend = spend + excluded.spend, "
-        f"requests = requests + excluded.requests"
+        f"AND {col} <> '' GROUP BY 1, 3 ON CONFLICT (minute, kind, id) DO UPDATE SET {_ADD_MINUTE}"
         for kind, col in _SCOPES),
 }
 
@@ -87,8 +85,7 @@ UPSERT_DAILY = (f"INSERT INTO spend_daily (day, key_hash, team_id, user_id, mode
                 f"VALUES ({', '.join('?' * (6 + len(_SUMS)))}) "
                 f"ON CONFLICT (day, key_hash, team_id, user_id, model_group, provider) DO UPDATE SET {_ADD}")
 UPSERT_MINUTES = ("INSERT INTO spend_minutes (minute, kind, id, spend, requests) VALUES (?, ?, ?, ?, ?) "
-                  "ON CONFLICT (minute, kind, id) DO UPDATE SET spend = spend + excluded.spend, "
-                  "requests = requests + excluded.requests")
+                  f"ON CONFLICT (minute, kind, id) DO UPDATE SET {_ADD_MINUTE}")
 UPSERT_TOTALS = (f"INSERT INTO spend_totals (kind, id, {', '.join(_SUMS)}) VALUES ({', '.join('?' * (2 + len(_SUMS)))}) "
                  f"ON CONFLICT (kind, id) DO UPDATE SET {_ADD}")
 

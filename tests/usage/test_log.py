@@ -335,15 +335,20 @@ def test_rollups_match_the_rows_across_batches(tmp_path):
     assert_rollups_match(path, records)
 
 
+def written_as_older_schema(path: str, records: list[UsageRecord], *statements: str) -> None:
+    """The rows written by the log, then the schema taken back to an older one by ``statements``."""
+    write_all(path, records)
+    con = sqlite3.connect(path)
+    for statement in statements:
+        con.execute(statement)
+    con.commit()
+    con.close()
+
+
 def test_rollups_are_backfilled_for_a_database_that_predates_them(tmp_path):
     path = str(tmp_path / "u.db")
     records = varied_records(300)
-    write_all(path, records)
-    con = sqlite3.connect(path)
-    con.execute("DROP TABLE spend_daily")
-    con.execute("DROP TABLE spend_totals")
-    con.commit()
-    con.close()
+    written_as_older_schema(path, records, "DROP TABLE spend_daily", "DROP TABLE spend_totals")
     async def reopen():
         log = UsageLog(path)
         await log.start()  # creates the rollups and fills them from the rows
@@ -363,14 +368,11 @@ def test_a_database_from_before_spend_minutes_gets_them_and_loses_the_scope_inde
     the rows once, and the per-row indexes by key, team and user are dropped."""
     path = str(tmp_path / "u.db")
     records = varied_records(400)
-    write_all(path, records)
-    con = sqlite3.connect(path)
-    con.execute("DROP TABLE spend_minutes")
-    con.execute("CREATE INDEX usage_log_key_ts ON usage_log (key_hash, ts)")
-    con.execute("CREATE INDEX usage_log_team_ts ON usage_log (team_id, ts) WHERE team_id IS NOT NULL")
-    con.execute("CREATE INDEX usage_log_user_ts ON usage_log (user_id, ts) WHERE user_id IS NOT NULL")
-    con.commit()
-    con.close()
+    written_as_older_schema(
+        path, records, "DROP TABLE spend_minutes",
+        "CREATE INDEX usage_log_key_ts ON usage_log (key_hash, ts)",
+        "CREATE INDEX usage_log_team_ts ON usage_log (team_id, ts) WHERE team_id IS NOT NULL",
+        "CREATE INDEX usage_log_user_ts ON usage_log (user_id, ts) WHERE user_id IS NOT NULL")
     more = varied_records(450)[400:]
     for i, r in enumerate(more):
         r.request_id = f"after{i}"
