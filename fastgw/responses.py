@@ -6,6 +6,7 @@ from typing import Mapping
 import orjson
 from starlette.responses import Response
 
+from ._core.server import latin1_headers
 from .errors import GatewayError
 
 
@@ -14,8 +15,9 @@ class JSONBytesResponse(Response):
 
     Starlette's ``Response.__init__`` re-scans the header list for content-length and
     content-type and lower-cases every name; on the proxied path that was ~2% of a
-    request. Header names here are already lower-case ASCII (set by the gateway or
-    relayed from an upstream, which httptools lower-cases).
+    request. Header names here are lower-case already (set by the gateway, or relayed
+    from an upstream, which httptools lower-cases), and the server lower-cases any that
+    are not; a ``content-type`` given in another case would be sent twice.
     """
 
     media_type = "application/json"
@@ -27,7 +29,7 @@ class JSONBytesResponse(Response):
         self.background = None
         raw = [(b"content-length", b"%d" % len(body))]
         if headers:
-            raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            raw += latin1_headers(headers if type(headers) is dict else dict(headers))
             if "content-type" not in headers:
                 raw.append((b"content-type", b"application/json"))
         else:

@@ -22,11 +22,13 @@ from typing import Awaitable, Callable
 
 from prometheus_client import Gauge
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._core.request import header_value
 from .observability.inflight import UNCOUNTED_PREFIXES
 
 log = logging.getLogger("fastgw")
@@ -54,6 +56,38 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
+
+
+class RequestHeaders(Headers):
+    """Starlette's ``Headers`` with single-value lookups done in C (``header_value``).
+
+    A proxied request reads five or so headers (request id, key, content length, cache
+    control), most of them absent; Starlette scans its list in Python for each and raises
+    ``KeyError`` for a missing one inside ``Mapping.get``."""
+
+    def __getitem__(self, key: str) -> str:
+        value = header_value(self._list, key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        value = header_value(self._list, key)
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and header_value(self._list, key) is not None
+
+
+class GatewayRequest(Request):
+    """The request the fixed routes get: the same, with :class:`RequestHeaders`."""
+
+    @property
+    def headers(self) -> Headers:
+        headers = self.__dict__.get("_fast_headers")
+        if headers is None:
+            headers = self.__dict__["_fast_headers"] = RequestHeaders(scope=self.scope)
+        return headers
 
 
 class ExactRouteDispatch:
@@ -109,7 +143,7 @@ class ExactRouteDispatch:
             started = True
             await send(message)
 
-        request = Request(scope, receive, tracked_send)
+        request = GatewayRequest(scope, receive, tracked_send)
         self.in_flight.inc()
         try:
             response = await route.endpoint(request)

@@ -6,7 +6,8 @@ compiled ``fastgw._core.request``, which returns what routing and accounting nee
 from __future__ import annotations
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from ._core.request import RequestInfo, validate_chat, validate_completions, validate_embeddings
 from .errors import GatewayError, bad_request
@@ -23,14 +24,7 @@ async def read_json(request: Request, max_bytes: int) -> dict:
             raise bad_request("invalid Content-Length header", None, "invalid_request") from None
         if declared > max_bytes:
             raise too_large(max_bytes)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large(max_bytes)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await _read_body(request.receive, max_bytes)
     if not raw.strip():
         raise bad_request("request body is empty; expected a JSON object", None, "invalid_json")
     try:
@@ -41,6 +35,26 @@ async def read_json(request: Request, max_bytes: int) -> dict:
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object", None, "invalid_json")
     return body
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The body, from the ASGI messages themselves: ``Request.stream()`` is an async generator,
+    and each one made is registered with the event loop (a weak set) and finalised again.
+    The route reads the body once, here."""
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large(max_bytes)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def too_large(max_bytes: int) -> GatewayError:

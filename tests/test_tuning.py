@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fastgw.tuning import ExactRouteDispatch, fast_routes
+from fastgw.tuning import ExactRouteDispatch, RequestHeaders, fast_routes
 
 
 def build():
@@ -88,3 +90,38 @@ def test_other_routes_take_the_normal_stack():
     assert call(app, "GET", "/v1/items/abc").json() == {"item": "abc"}
     assert call(app, "GET", "/v1/ok").status_code == 405
     assert call(app, "POST", "/nowhere").status_code == 404
+
+
+def test_request_headers_answer_as_starlettes():
+    """Same answers as Starlette's Headers: any case asked, first of repeated names, absent
+    names, latin-1 values, an empty value, bytes-like raw values."""
+    raw = [(b"host", b"t"), (b"authorization", b"Bearer sk-1"), (b"x-dup", b"first"), (b"x-dup", b"second"),
+           (b"x-latin", "caf\u00e9".encode("latin-1")), (b"x-empty", b""), (b"content-length", b"12")]
+    fast, slow = RequestHeaders(scope={"headers": raw}), Headers(scope={"headers": list(raw)})
+    for name in ("authorization", "Authorization", "AUTHORIZATION", "x-dup", "x-latin", "x-empty", "content-length",
+                 "x-request-id", "cache-control", "", "hos", "hostt"):
+        assert fast.get(name) == slow.get(name), name
+        assert fast.get(name, "dflt") == slow.get(name, "dflt"), name
+        assert (name in fast) == (name in slow), name
+        if name in slow:
+            assert fast[name] == slow[name]
+        else:
+            with pytest.raises(KeyError):
+                fast[name]
+    assert 3 not in fast and fast.getlist("x-dup") == ["first", "second"] and dict(fast.items()) == dict(slow.items())
+    assert RequestHeaders(scope={"headers": [(b"x-b", bytearray(b"v"))]}).get("x-b") == "v"
+
+
+def test_fixed_routes_get_the_fast_headers():
+    async def show(request: Request) -> Response:
+        return JSONResponse({"type": type(request.headers).__name__, "same": request.headers is request.headers,
+                             "key": request.headers.get("x-key"), "missing": request.headers.get("x-none", "-")})
+
+    app = Starlette(routes=[Route("/h", show, methods=["GET"])])
+    fast_routes(app, lambda request, exc: None, Gauge("in_flight_h", "test", registry=CollectorRegistry()))
+
+    async def go() -> dict:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return (await client.get("/h", headers={"X-Key": "abc"})).json()
+
+    assert asyncio.run(go()) == {"type": RequestHeaders.__name__, "same": True, "key": "abc", "missing": "-"}

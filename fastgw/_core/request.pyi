@@ -64,3 +64,6 @@ def message_prompt(messages: list) -> Prompt:
 
 def text_prompt(value: object) -> Prompt:
     """The prompt of a completion ``prompt`` or an embedding ``input``."""
+
+def header_value(raw: list[tuple[bytes, bytes]], name: str) -> str | None:
+    """The first value of header ``name`` in ASGI raw headers (latin-1), or None."""

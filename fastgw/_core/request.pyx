@@ -380,3 +380,15 @@ cdef RequestInfo _embeddings(dict body):
     _positive_int(body, "dimensions")
     info.prompt = _text_prompt(inputs)
     return info
+
+
+def header_value(list raw not None, str name not None):
+    """The first value of header ``name`` in ASGI ``raw`` headers (lower-case byte names), decoded
+    as latin-1, or None. Starlette's ``Headers`` does this in a Python loop per lookup, and
+    raises and catches ``KeyError`` for an absent header; a request looks up five or so."""
+    cdef bytes key = name.lower().encode("latin-1")
+    for item_name, item_value in raw:
+        if item_name == key:
+            return (<bytes>item_value).decode("latin-1") if type(item_value) is bytes \
+                else bytes(item_value).decode("latin-1")
+    return None

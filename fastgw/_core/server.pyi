@@ -16,3 +16,6 @@ class HttpProtocol(asyncio.Protocol):
 BUSY_POLL_ENV: str  # microseconds of busy polling after activity (``fastgw serve --busy-poll-us``)
 BUSY_POLL_DEFAULT_US: float
 BUSY_POLL_MAX_US: float
+
+def latin1_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """ASGI raw headers (latin-1) from a dict of str, in order; names as given."""

@@ -76,5 +76,9 @@ def requested_output_tokens(endpoint: str, body: dict, price: Price | None) -> i
 def reservation(prices: Sequence[Price], endpoint: str, body: dict, prompt: PromptCount) -> float:
     """Worst case over the deployments the router may pick for this model group."""
     tokens = prompt.tokens if prompt.exact else int(prompt.tokens * INEXACT_COUNT_MARGIN) + 1
-    return max((worst_case_cost(p, tokens, requested_output_tokens(endpoint, body, p)) for p in prices),
-               default=0.0)
+    worst = 0.0  # a loop, not max() over a generator: this runs for every request
+    for price in prices:
+        cost = worst_case_cost(price, tokens, requested_output_tokens(endpoint, body, price))
+        if cost > worst:
+            worst = cost
+    return worst

@@ -18,6 +18,7 @@ Router API (call from retry/fallback/cooldown code; all label values are plain n
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -50,6 +51,9 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._pending_counts: dict[tuple[Counter, tuple], float] = {}
+        self._pending_histograms: dict[tuple[Histogram, tuple], list[float]] = {}
+        r.register(_FlushOnCollect(self))  # first: a scrape of this registry sees every finished call
         self.requests = Counter("fastgw_requests", "Finished requests.",
                                 ["endpoint", "model_group", "deployment", "provider", "status", "key_alias"],
                                 registry=r)
@@ -94,26 +98,65 @@ class GatewayMetrics:
 
     # per request ------------------------------------------------------------------
     def observe(self, call: "Call") -> None:
+        """Adds the call's figures to the pending sums; ``flush`` hands them to prometheus-client.
+
+        Why not ``labels(...).inc()`` per request: every prometheus-client update validates,
+        takes a lock and (histograms) walks the buckets in Python; for the five series a
+        request touches that was 6% of a proxied request's instructions (callgrind: 739k with
+        it, 693k without). A dict sum per series costs a fraction, and a flush applies each
+        series' total once."""
         record = call.record
         group = record.model_group or ""
         provider = record.provider or ""
-        child = self._child
-        child(self.requests, record.endpoint, group, record.deployment_id or "", provider, record.status,
-              key_alias(call)).inc()
-        child(self.latency, record.endpoint, group).observe(record.latency_ms / 1000.0)
+        count = self._count
+        count(self.requests, (record.endpoint, group, record.deployment_id or "", provider, record.status,
+                              key_alias(call)), 1)
+        self._measure(self.latency, LATENCY_BUCKETS, (record.endpoint, group), record.latency_ms / 1000.0)
         if record.ttft_ms is not None:
-            child(self.ttft, group).observe(record.ttft_ms / 1000.0)
+            self._measure(self.ttft, TTFT_BUCKETS, (group,), record.ttft_ms / 1000.0)
         if not record.cache_hit:
             if record.prompt_tokens:
-                child(self.tokens, group, provider, "input").inc(record.prompt_tokens)
+                count(self.tokens, (group, provider, "input"), record.prompt_tokens)
             if record.completion_tokens:
-                child(self.tokens, group, provider, "output").inc(record.completion_tokens)
+                count(self.tokens, (group, provider, "output"), record.completion_tokens)
             cost = record_cost(record)
             if cost:
-                child(self.spend, group, provider, key_alias(call)).inc(cost)
+                count(self.spend, (group, provider, key_alias(call)), cost)
         for attempt in call.attempt_log:
             if attempt.error_type and attempt.error_type not in NOT_UPSTREAM_ERRORS:
-                self.upstream_errors.labels(group, attempt.deployment_id, attempt.provider, attempt.error_type).inc()
+                count(self.upstream_errors, (group, attempt.deployment_id, attempt.provider, attempt.error_type), 1)
+
+    def _count(self, counter: Counter, labels: tuple, amount: float) -> None:
+        key = (counter, labels)
+        pending = self._pending_counts
+        pending[key] = pending.get(key, 0) + amount
+
+    def _measure(self, histogram: Histogram, buckets: tuple[float, ...], labels: tuple, value: float) -> None:
+        """One observation: its bucket (the first bound >= value, as prometheus-client) and the sum."""
+        key = (histogram, labels)
+        sums = self._pending_histograms.get(key)
+        if sums is None:
+            sums = self._pending_histograms[key] = [0] * (len(buckets) + 2)  # buckets, +Inf, sum
+        sums[bisect_left(buckets, value)] += 1
+        sums[-1] += value
+
+    def flush(self) -> None:
+        """Hands the pending sums to prometheus-client: at every scrape (also through the
+        registry, see ``_FlushOnCollect``), once a second and at shutdown; with several
+        workers also after each batch of observed calls (the other workers' scrapes read
+        this worker's values from its files)."""
+        counts, self._pending_counts = self._pending_counts, {}
+        histograms, self._pending_histograms = self._pending_histograms, {}
+        for (counter, labels), amount in counts.items():
+            self._child(counter, *labels).inc(amount)
+        for (histogram, labels), sums in histograms.items():
+            child = self._child(histogram, *labels)
+            # prometheus-client (pinned) has no public call that adds n observations to a bucket;
+            # test_metrics checks these match what observe() itself exports.
+            for bucket, n in zip(child._buckets, sums):
+                if n:
+                    bucket.inc(n)
+            child._sum.inc(sums[-1])
 
     def _child(self, metric: Any, *labels: Any) -> Any:
         """``metric.labels(*labels)``, looked up once per label set.
@@ -157,3 +200,15 @@ class GatewayMetrics:
 
     def set_cooling_down(self, model_group: str, deployment_id: str, cooling: bool) -> None:
         self.cooling_down.labels(model_group, deployment_id).set(1 if cooling else 0)
+
+
+class _FlushOnCollect:
+    """Registered before the metrics: collecting the registry flushes the pending sums first,
+    so every reader of it (``/metrics``, tests, embedders) sees every observed call."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> list:
+        self.metrics.flush()
+        return []

@@ -49,6 +49,9 @@ class Observer:
         self._pending: list["Call"] = []
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False  # observe_pending is already scheduled for the next loop step
+        # With several workers a scrape reads the other workers' metric files: hand each batch's
+        # sums over at once there. One worker flushes per scrape (and once a second) only.
+        self._flush_each_batch = multiprocess.multiprocess_dir() is not None
 
     @classmethod
     def from_settings(cls, settings: ObservabilitySettings, metrics: GatewayMetrics,
@@ -100,6 +103,8 @@ class Observer:
         pending, self._pending = self._pending, []
         for call in pending:
             self.observe(call)
+        if self._flush_each_batch and pending:
+            self._run("metrics", lambda _: self.metrics.flush(), None)  # type: ignore[arg-type]
 
     def observe(self, call: "Call") -> None:
         self._run("attempts", lambda c: close_open_attempts(c.attempt_log, c.record.status, c.record.error_type), call)
@@ -134,6 +139,9 @@ class Observer:
                               call.request_id if call is not None else "-")
 
     def refresh_gauges(self) -> None:
+        """On every scrape, once a second and at shutdown: the usage-log gauges, and the
+        per-request metric sums handed to prometheus-client."""
+        self.metrics.flush()
         self.metrics.usage_log_state(self.usage_log.queue_depth, self.usage_log.dropped)
 
     async def start(self) -> None:

@@ -307,6 +307,26 @@ def test_header_injection_is_refused(serve, name, value):
         assert b"evil" not in raw and name not in raw
 
 
+def test_header_names_are_lower_cased_and_bytes_like_values_sent(serve):
+    """Names in any case go out lower-cased (framing headers still recognised); bytearray
+    names and values are accepted, as uvicorn accepts them."""
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 201, "headers": [
+            (b"Content-Length", b"2"), (bytearray(b"X-Mixed-Case"), bytearray(b"Value As Is")), (b"x-lower", b"v")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = serve(app)
+    with server.connect() as sock:
+        buf = bytearray()
+        for _ in range(2):  # framed by the upper-case Content-Length: the connection stays usable
+            sock.sendall(request("GET", "/h"))
+            status, headers, body = read_response(sock, buf)
+            assert status == b"HTTP/1.1 201 Created" and body == b"ok"
+            assert headers[b"x-mixed-case"] == b"Value As Is" and headers[b"x-lower"] == b"v"
+            assert headers[b"content-length"] == b"2" and b"transfer-encoding" not in headers
+
+
 def test_http_1_0_closes_after_the_response(serve):
     server = serve(echo_app)
     with server.connect() as sock:
