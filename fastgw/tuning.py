@@ -20,7 +20,6 @@ import os
 
 from typing import Awaitable, Callable
 
-from prometheus_client import Gauge
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -29,7 +28,7 @@ from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._core.request import header_value
-from .observability.inflight import UNCOUNTED_PREFIXES
+from .observability.inflight import UNCOUNTED_PREFIXES, InFlightCount
 
 log = logging.getLogger("fastgw")
 
@@ -105,7 +104,7 @@ class ExactRouteDispatch:
     (path parameters, other methods, route-level middleware) takes the normal stack.
     """
 
-    def __init__(self, router: Router, fallback: ASGIApp, on_error: ErrorHandler, in_flight: Gauge) -> None:
+    def __init__(self, router: Router, fallback: ASGIApp, on_error: ErrorHandler, in_flight: InFlightCount) -> None:
         self.router = router
         self.fallback = fallback
         self.on_error = on_error
@@ -156,6 +155,6 @@ class ExactRouteDispatch:
             self.in_flight.dec()
 
 
-def fast_routes(app: Starlette, on_error: ErrorHandler, in_flight: Gauge) -> None:
+def fast_routes(app: Starlette, on_error: ErrorHandler, in_flight: InFlightCount) -> None:
     """Install :class:`ExactRouteDispatch` in front of ``app``'s middleware stack."""
     app.middleware_stack = ExactRouteDispatch(app.router, app.build_middleware_stack(), on_error, in_flight)

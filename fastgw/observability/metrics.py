@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .inflight import InFlight, InFlightCount
+from .multiprocess import multiprocess_dir
+
 if TYPE_CHECKING:
     from ..pipeline import Call
 
@@ -84,8 +87,15 @@ class GatewayMetrics:
                                  ["model_group", "deployment", "reason"], registry=r)
         self.cooling_down = Gauge("fastgw_deployment_cooling_down", "1 while a deployment is cooling down.",
                                   ["model_group", "deployment"], multiprocess_mode="livemax", registry=r)
-        self.in_flight = Gauge("fastgw_in_flight_requests", "Requests being served now.",
-                               multiprocess_mode="livesum", registry=r)
+        in_flight = Gauge("fastgw_in_flight_requests", "Requests being served now.", multiprocess_mode="livesum",
+                          registry=r)
+        # One worker: a plain count the gauge reads when collected. Several: the gauge itself,
+        # kept current (the other workers' scrapes read it from this worker's file).
+        self.in_flight: InFlightCount = in_flight
+        if multiprocess_dir() is None:
+            counter = InFlight()
+            in_flight.set_function(counter.current)
+            self.in_flight = counter
         self.usage_log_queue_depth = Gauge("fastgw_usage_log_queue_depth", "Usage rows waiting to be written.",
                                            multiprocess_mode="livesum", registry=r)
         self.usage_log_dropped = Counter("fastgw_usage_log_dropped_rows", "Usage rows dropped (queue full).",
@@ -212,3 +222,4 @@ class _FlushOnCollect:
     def collect(self) -> list:
         self.metrics.flush()
         return []
+

@@ -145,3 +145,12 @@ def test_nothing_pending_is_lost_or_counted_twice(make_call):
     assert value(metrics, "fastgw_request_latency_seconds_count") == 1
     metrics.observe(make_call())
     assert value(metrics, "fastgw_requests_total") == 2  # a scrape sees a call observed after the last flush
+
+
+def test_in_flight_is_read_when_collected():
+    metrics = GatewayMetrics()
+    metrics.in_flight.inc()
+    metrics.in_flight.inc()
+    assert value(metrics, "fastgw_in_flight_requests") == 2
+    metrics.in_flight.dec()
+    assert value(metrics, "fastgw_in_flight_requests") == 1
