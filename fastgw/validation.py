@@ -54,7 +54,7 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
                 raise too_large(max_bytes)
             chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
 
 
 def too_large(max_bytes: int) -> GatewayError:

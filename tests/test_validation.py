@@ -32,6 +32,7 @@ async def test_a_body_in_one_or_many_messages():
     assert await read_json(request(body(b'{"a"', b": ", b"[1, 2]}")), 100) == {"a": [1, 2]}
     assert await read_json(request(body(b'{"a"', b": 2}", last_empty=True)), 100) == {"a": 2}
     assert await read_json(request([{"type": "http.request", "body": b'{"b": 3}'}]), 100) == {"b": 3}
+    assert await read_json(request(body(bytearray(b'{"c": 4}'))), 100) == {"c": 4}  # bytes-like, as Starlette
 
 
 async def test_limits_with_and_without_a_declared_length():

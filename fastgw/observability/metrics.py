@@ -222,4 +222,3 @@ class _FlushOnCollect:
     def collect(self) -> list:
         self.metrics.flush()
         return []
-
