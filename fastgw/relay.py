@@ -77,11 +77,12 @@ class SSERelayResponse:
         headers.extend((k.encode(), v.encode()) for k, v in call.response_headers.items())
         outcome: list = [None]  # (status, error, error_type) once known
         # perf: the relay runs in this task; a watcher cancels it if the client goes away
-        # (one extra task per stream instead of two plus asyncio.wait).
-        watch = _DisconnectWatch(asyncio.current_task())  # type: ignore[arg-type]
-        watcher = asyncio.ensure_future(watch.run(receive))
+        # (one extra task per stream instead of two plus asyncio.wait). It is made once the
+        # first bytes are out (``_relay``): a task costs ~10k instructions, and it could not
+        # run before the relay first waits anyway.
+        watch = _DisconnectWatch(asyncio.current_task(), receive)  # type: ignore[arg-type]
         try:
-            await self._relay(send, headers, outcome)
+            await self._relay(send, headers, outcome, watch)
             watch.relaying = False
         except asyncio.CancelledError:
             watch.relaying = False
@@ -91,7 +92,7 @@ class SSERelayResponse:
             if outcome[0] is None:
                 outcome[0] = (499, None, "client_disconnected")
         finally:
-            watcher.cancel()
+            watch.stop()
             status, error, error_type = outcome[0] or (499, None, "client_disconnected")
             usage = self.stream.decoder.usage
             if usage is None and error is not None:
@@ -114,12 +115,12 @@ class SSERelayResponse:
         self.relayed += len(parts)  # counted once all decoded: an error in a later slice sends none of them
         return b"".join(parts)
 
-    async def _relay(self, send: Send, headers: list, outcome: list) -> None:
+    async def _relay(self, send: Send, headers: list, outcome: list, watch: "_DisconnectWatch") -> None:
         encoder = self.encoder
         stream = self.stream
         decoder = stream.decoder
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        watchdog = _watchdog(stream)
+        watchdog: StreamWatchdog | None = None
         try:
             first, stream.first_chunks = stream.first_chunks, []
             self.relayed = len(first)
@@ -128,6 +129,8 @@ class SSERelayResponse:
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
                 out = b""
+            watch.start()  # after the first bytes (time to first byte), before any wait
+            watchdog = _watchdog(stream)
             if stream.pending:  # the rest of the read that carried the first chunk
                 out = self._encode(stream.pending)
                 stream.pending = b""
@@ -213,12 +216,22 @@ def _partial_usage(call: Call, relayed: int) -> dict | None:
 class _DisconnectWatch:
     """Cancels the relaying task when the client disconnects (and says so in ``gone``)."""
 
-    __slots__ = ("task", "relaying", "gone")
+    __slots__ = ("task", "receive", "watcher", "relaying", "gone")
 
-    def __init__(self, task: asyncio.Task) -> None:
+    def __init__(self, task: asyncio.Task, receive: Receive) -> None:
         self.task = task
+        self.receive = receive
+        self.watcher: asyncio.Future | None = None
         self.relaying = True
         self.gone = False
+
+    def start(self) -> None:
+        if self.watcher is None:
+            self.watcher = asyncio.ensure_future(self.run(self.receive))
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
 
     async def run(self, receive: Receive) -> None:
         while True:
