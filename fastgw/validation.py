@@ -6,7 +6,7 @@ compiled ``fastgw._core.request``, which returns what routing and accounting nee
 from __future__ import annotations
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.types import Receive
 
 from ._core.request import RequestInfo, validate_chat, validate_completions, validate_embeddings
@@ -46,7 +46,7 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
+            raise client_gone()
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
@@ -55,6 +55,13 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
+
+
+def client_gone() -> GatewayError:
+    """The client closed the connection mid-body: nothing reached a provider, so the routes
+    count it (499, as a stream the client abandons) and log it, with no internal error."""
+    return GatewayError(499, "the client closed the connection before sending the whole request body",
+                        "invalid_request_error", None, "client_disconnected")
 
 
 def too_large(max_bytes: int) -> GatewayError:

@@ -241,6 +241,25 @@ def test_client_disconnect_cancels_upstream_and_is_recorded(gw):
     assert len(rows) == 1 and rows[0]["error_type"] == "client_disconnected"
 
 
+def test_client_gone_mid_body_is_counted_not_an_internal_error(gw):
+    """Half a body, then the connection drops: a 499 in the metrics, no internal error logged."""
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\n"
+            f"content-type: application/json\r\ncontent-length: 100\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+        sock.sendall(head + b'{"model": "gpt-4o-mini"')
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while True:
+        metrics = httpx.get(gw.url + "/metrics").text
+        if 'status="499"' in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert any(line.startswith("fastgw_requests_total{") and 'status="499"' in line and line.endswith(" 1.0")
+               for line in metrics.splitlines())
+    assert client(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert "internal error" not in gw.log() and "Exception in ASGI application" not in gw.log()
+
+
 def test_concurrent_requests(gw):
     c = client(gw)
     errors = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from fastgw.errors import GatewayError
 from fastgw.validation import read_json
@@ -56,6 +56,7 @@ async def test_empty_and_invalid_bodies():
 
 
 async def test_a_client_that_goes_away_mid_body():
-    with pytest.raises(ClientDisconnect):
+    with pytest.raises(GatewayError) as info:
         await read_json(request([{"type": "http.request", "body": b'{"a"', "more_body": True},
                                  {"type": "http.disconnect"}]), 100)
+    assert (info.value.status, info.value.code) == (499, "client_disconnected")
