@@ -192,13 +192,14 @@ class PassthroughDecoder:
 
 
 async def _send(gw: Gateway, provider: Provider, dep: Deployment, call: Call, attempts: "_AttemptLog",
-                read_timeout: float) -> UpstreamResponse:
-    """One upstream attempt up to the response headers; an error status becomes a GatewayError."""
+                read_timeout: float, wait: str = "headers") -> UpstreamResponse:
+    """One upstream attempt up to the response headers (and what ``wait`` names: see
+    ``Transport.send``); an error status becomes a GatewayError."""
     request = _build_request(provider, dep, call)
     attempts.begin(dep)
     gw.observer.while_upstream_waits()  # perf: earlier requests' metrics and logs fill this wait
     response = await gw.transport_for(provider).send(request, connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
-                                                      read_timeout=read_timeout)
+                                                      read_timeout=read_timeout, wait=wait)
     if response.status >= 400:
         try:
             data = await response.read()
@@ -291,7 +292,7 @@ async def _complete_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lea
     timeout = min(gw.router.attempt_timeout(dep), budget)
     try:
         with time_limit(timeout):
-            response = await _send(gw, provider, dep, call, attempts, timeout)
+            response = await _send(gw, provider, dep, call, attempts, timeout, wait="whole_body")
             try:
                 data = await response.read()
             finally:
@@ -384,7 +385,8 @@ async def _stream_attempt(gw: Gateway, call: Call, dep: Deployment, lease: Lease
     try:
         with time_limit(first_token):
             # The transport's own read timeout is only a backstop behind these two timers.
-            response = await _send(gw, provider, dep, call, attempts, max(first_token, idle) + 1.0)
+            response = await _send(gw, provider, dep, call, attempts, max(first_token, idle) + 1.0,
+                                   wait="first_bytes")
             decoder = _stream_decoder(provider, dep, call)
             body = response.iter_chunks().__aiter__()
             committed = False
@@ -426,6 +428,13 @@ async def open_stream(gw: Gateway, call: Call) -> OpenStream:
 
 def finish_record(gw: Gateway, call: Call, status: int, error: GatewayError | None = None,
                   error_type: str | None = None) -> None:
+    close_record(gw, call, status, error, error_type)
+    account(gw, call)
+
+
+def close_record(gw: Gateway, call: Call, status: int, error: GatewayError | None = None,
+                 error_type: str | None = None) -> None:
+    """The call's outcome and cost: what its response headers must carry (``x-fastgw-cost``)."""
     record = call.record
     record.status = status
     record.latency_ms = call.elapsed_ms()
@@ -433,9 +442,18 @@ def finish_record(gw: Gateway, call: Call, status: int, error: GatewayError | No
         record.error_type = error.code or error.type
     if error_type is not None:
         record.error_type = error_type
-    gw.governance.settle(call)  # cost + x-fastgw-cost; the reservation becomes the actual cost, once
-    gw.usage_log.record(record)
-    gw.observer.observe_soon(call)  # metrics, access log, traces, webhook (fastgw/observability)
+    gw.governance.price(call)
+
+
+def account(gw: Gateway, call: Call) -> None:
+    """After ``close_record``, once per call: the budget reservation becomes the actual cost,
+    the usage row is queued, and metrics, logs and traces follow (fastgw/observability).
+
+    A non-streamed response runs this right after its bytes are written (``after_send``):
+    at c=1 the client is then already reading while the gateway does it."""
+    gw.governance.settle(call)
+    gw.usage_log.record(call.record)
+    gw.observer.observe_soon(call)
 
 
 def account_failure(gw: Gateway, endpoint: str, request_id: str, call: Call | None, err: GatewayError) -> None:

@@ -1,10 +1,11 @@
 """Response helpers shared by the routes: JSON bodies and OpenAI-shaped errors."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ._core.server import latin1_headers
 from .errors import GatewayError
@@ -18,15 +19,20 @@ class JSONBytesResponse(Response):
     request. Header names here are lower-case already (set by the gateway, or relayed
     from an upstream, which httptools lower-cases), and the server lower-cases any that
     are not; a ``content-type`` given in another case would be sent twice.
+
+    ``after_send`` runs once the body is written, or the sending failed or was cancelled:
+    the request's accounting, off the client's wait (``pipeline.account``).
     """
 
     media_type = "application/json"
 
-    def __init__(self, content: object, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, content: object, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 after_send: Callable[[], None] | None = None) -> None:
         body = content if isinstance(content, bytes) else orjson.dumps(content)
         self.status_code = status_code
         self.body = body
         self.background = None
+        self.after_send = after_send
         raw = [(b"content-length", b"%d" % len(body))]
         if headers:
             raw += latin1_headers(headers if type(headers) is dict else dict(headers))
@@ -35,6 +41,16 @@ class JSONBytesResponse(Response):
         else:
             raw.append((b"content-type", b"application/json"))
         self.raw_headers = raw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.after_send is None:
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.body})
+        finally:
+            self.after_send()
 
 
 def error_response(err: GatewayError, request_id: str | None = None) -> Response:

@@ -161,7 +161,7 @@ async def _run_relay(decoder, first: list, rest, send) -> SSERelayResponse:  # n
         return {"type": "http.disconnect"}
 
     stream = OpenStream(SimpleNamespace(id="dep"), SimpleNamespace(close=lambda: None), decoder, first, rest, False)
-    gw = SimpleNamespace(governance=SimpleNamespace(settle=lambda call: None),
+    gw = SimpleNamespace(governance=SimpleNamespace(price=lambda call: None, settle=lambda call: None),
                          usage_log=SimpleNamespace(record=lambda record: None),
                          observer=SimpleNamespace(observe_soon=lambda call: None))
     call = Call(endpoint="chat.completions", body={}, model_group="m", principal=Principal(None, True),

@@ -30,3 +30,29 @@ def test_error_response_carries_the_request_id_and_error_headers():
     response = error_response(err, "req-9")
     assert response.status_code == 429 and orjson.loads(response.body)["error"]["code"] == "rate_limit_exceeded"
     assert (b"retry-after", b"3") in response.raw_headers and (b"x-request-id", b"req-9") in response.raw_headers
+
+
+def test_after_send_runs_once_after_the_body_and_when_sending_fails():
+    import asyncio
+
+    import pytest
+
+    events: list[str] = []
+
+    async def send(message: dict) -> None:
+        events.append(message["type"])
+
+    async def broken_send(message: dict) -> None:
+        raise OSError("client gone")
+
+    async def main() -> None:
+        response = JSONBytesResponse({"a": 1}, 200, after_send=lambda: events.append("accounted"))
+        await response({"type": "http"}, None, send)  # type: ignore[arg-type]
+        assert events == ["http.response.start", "http.response.body", "accounted"]
+        events.clear()
+        response = JSONBytesResponse({"a": 1}, 200, after_send=lambda: events.append("accounted"))
+        with pytest.raises(OSError):
+            await response({"type": "http"}, None, broken_send)  # type: ignore[arg-type]
+        assert events == ["accounted"]  # nothing is lost: the call is accounted for anyway
+
+    asyncio.run(main())

@@ -1,5 +1,5 @@
 """Type stubs for the compiled upstream HTTP/1.1 client (fastgw/_core/httpclient.pyx)."""
-from typing import Any, AsyncIterator, Callable, Protocol
+from typing import Any, AsyncIterator, Callable, Literal, Protocol
 
 class _Request(Protocol):
     method: str
@@ -48,8 +48,10 @@ class HTTPClient:
     def target(self, url: str) -> object | None:
         """The parsed target for ``url``, or None if this client cannot serve it."""
     def supports(self, url: str) -> bool: ...
-    async def send(self, request: _Request, *, connect_timeout: float = ..., read_timeout: float = ...) -> Response:
-        """Send and return once the response headers arrived. Raises ``timeout_error(msg)``
+    async def send(self, request: _Request, *, connect_timeout: float = ..., read_timeout: float = ...,
+                   wait: Literal["headers", "first_bytes", "whole_body"] = ...) -> Response:
+        """Send and return once the response headers arrived (``wait``: and the first body
+        bytes, or the whole body, so the first read does not wait again). Raises ``timeout_error(msg)``
         (connect or read timeout) or ``connection_error(msg)`` (refused, reset, TLS failure,
         invalid response); ``ValueError`` for a header value with CR/LF."""
     @property

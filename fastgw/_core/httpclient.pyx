@@ -51,6 +51,12 @@ cdef enum:
     ST_FAILED = 3       # error recorded in _err_kind
     ST_CLOSED = 4       # closed by the consumer before the end
 
+# What send() waits for before it returns (its ``wait`` argument)
+cdef enum:
+    WAIT_HEADERS = 0
+    WAIT_FIRST_BYTES = 1
+    WAIT_WHOLE_BODY = 2
+
 # Error kinds
 cdef enum:
     ERR_NONE = 0
@@ -179,6 +185,7 @@ cdef class Response:
     cdef bint _until_close      # body ends with the connection
     cdef bint _paused
     cdef bint _accumulate       # read(): the whole body is wanted, no backpressure
+    cdef int _hold              # send(wait=...): what the sender waits for (WAIT_*); 0 once it returned
     cdef list _chunks           # body bytes not yet handed to the consumer
     cdef Py_ssize_t _buffered
     cdef object _waiter         # future the consumer sleeps on (headers / more body / end)
@@ -234,7 +241,8 @@ cdef class Response:
         elif encoding == b"deflate":
             self._decoder = zlib.decompressobj()
         self._state = ST_BODY
-        self._wake()
+        if self._hold == WAIT_HEADERS:
+            self._wake()
 
     cdef void _on_body(self, bytes data):
         if self._state >= ST_DONE:
@@ -244,7 +252,8 @@ cdef class Response:
         if self._buffered > HIGH_WATER and not self._paused and not self._accumulate and self._conn is not None:
             self._paused = True
             self._conn._pause()
-        self._wake()
+        if self._hold != WAIT_WHOLE_BODY:
+            self._wake()
 
     cdef void _on_complete(self):
         if self._state >= ST_DONE:
@@ -770,16 +779,31 @@ cdef class HTTPClient:
         raise self._connection_error(f"cannot reach upstream {host} ({name})")
 
     # -- the Transport protocol ------------------------------------------------------------------
-    async def send(self, request, *, double connect_timeout=10.0, double read_timeout=600.0):
+    async def send(self, request, *, double connect_timeout=10.0, double read_timeout=600.0, str wait="headers"):
         """Send ``request`` (``method``, ``url``, ``headers``, ``body``) and return the
         ``Response`` once its headers arrived. The body is read with ``read()`` or
-        ``iter_chunks()``; ``close()`` must be called in every case."""
+        ``iter_chunks()``; ``close()`` must be called in every case.
+
+        ``wait``: ``"first_bytes"`` returns once body bytes are in as well (or the body is
+        over), ``"whole_body"`` once all of it is (``read()`` then returns at once). A caller
+        that reads the body next saves a wake-up of the event loop when the headers and the
+        body arrive in separate reads (nginx's sendfile, TLS records). A failure after the
+        headers is then raised here, worded as ``read()`` words it."""
         cdef _Target t
         cdef _Connection conn
         cdef Response resp
         cdef bytes head
         cdef int attempt
         cdef bint reused
+        cdef int hold
+        if wait == "headers":
+            hold = WAIT_HEADERS
+        elif wait == "first_bytes":
+            hold = WAIT_FIRST_BYTES
+        elif wait == "whole_body":
+            hold = WAIT_WHOLE_BODY
+        else:
+            raise ValueError(f"wait must be 'headers', 'first_bytes' or 'whole_body', not {wait!r}")
         if self._closed:
             raise ClientClosedError("HTTP client is closed")
         if self._loop is None:
@@ -808,22 +832,28 @@ cdef class HTTPClient:
             resp._chunks = []
             resp._read_timeout = read_timeout
             resp._state = ST_HEADERS
+            resp._hold = hold
+            resp._accumulate = hold == WAIT_WHOLE_BODY
             resp._timer = self._loop.call_later(read_timeout, resp._on_timer)
             conn._start(resp, head, body)  # a dead socket fails resp at once (and cancels the timer)
             self.requests_sent += 1
             try:
-                while resp._state == ST_HEADERS:
+                while resp._state == ST_HEADERS or (resp._state == ST_BODY and (
+                        hold == WAIT_WHOLE_BODY or (hold == WAIT_FIRST_BYTES and not resp._chunks))):
                     resp._waiter = self._loop.create_future()
                     await resp._waiter
             except BaseException:
                 resp.close()
                 raise
-            if resp._state == ST_FAILED:
+            resp._hold = WAIT_HEADERS  # from here on the consumer waits, and is woken by every event
+            # With "first_bytes", bytes that came before a failure are delivered first (as
+            # iter_chunks() does): the failure then surfaces from the body.
+            if resp._state == ST_FAILED and not (hold == WAIT_FIRST_BYTES and resp._chunks):
                 if (reused and attempt == 0 and resp._err_kind == ERR_CLOSED and not resp._got_bytes):
                     # The server closed this idle connection as we sent: nothing was processed.
                     self.stale_retries += 1
                     continue
-                raise resp._error(0)
+                raise resp._error(1 if resp.status else 0)  # after the headers: as read() words it
             if resp._state == ST_CLOSED:
                 raise self._connection_error(f"cannot reach upstream {t.host} (closed)")
             return resp

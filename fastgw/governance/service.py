@@ -371,14 +371,20 @@ class Governance:
         record.cache_read_cost = cost.cache_read_cost
         record.cache_creation_cost = cost.cache_creation_cost
 
-    def settle(self, call) -> None:  # noqa: ANN001 - pipeline.Call
-        """The call is over: price it, replace its reservation by its cost, free its slot."""
+    def price(self, call) -> None:  # noqa: ANN001 - pipeline.Call
+        """Price the call and say so in its response headers; idempotent."""
         record = call.record
         self.price_record(record)
         if record.cost is not None:
             call.response_headers["x-fastgw-cost"] = format_cost(record.cost)
         elif record.unpriced:
             call.response_headers["x-fastgw-unpriced"] = "1"
+
+    def settle(self, call) -> None:  # noqa: ANN001 - pipeline.Call
+        """The call is over: price it (if not yet), replace its reservation by its cost, free its slot."""
+        record = call.record
+        if record.cost is None and not record.unpriced:
+            self.price(call)
         admission: Admission | None = getattr(call, "admission", None)
         if admission is not None and admission.ticket is not None and not admission.ticket.settled \
                 and self.counters is not None:

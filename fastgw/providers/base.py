@@ -39,7 +39,11 @@ class UpstreamResponse(Protocol):
 
 
 class Transport(Protocol):
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> UpstreamResponse: ...
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   wait: str = "headers") -> UpstreamResponse:
+        """``wait``: what the caller reads next (``"first_bytes"`` of a stream, or the
+        ``"whole_body"``); a transport may wait for it before returning, as long as the
+        response holds the same."""
 
 
 class StreamDecoder(Protocol):

@@ -88,7 +88,8 @@ class _MockResponse:
 
 
 class MockTransport:
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> _MockResponse:
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   wait: str = "headers") -> _MockResponse:
         body = orjson.loads(request.body or b"{}")
         options = body.pop("_mock", {})
         fixed = options.get("response")

@@ -6,6 +6,8 @@ providers are reached through the OpenAI translation and answered in Anthropic's
 """
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -88,8 +90,9 @@ async def messages(request: Request) -> Response:
         result = await pipeline.complete(gw, call)
         if not call.native:
             result = openai_to_messages_response(result, model)
-        pipeline.finish_record(gw, call, 200)
-        return JSONBytesResponse(result, 200, {"x-request-id": request_id, **call.response_headers})
+        pipeline.close_record(gw, call, 200)
+        return JSONBytesResponse(result, 200, {"x-request-id": request_id, **call.response_headers},
+                                 after_send=partial(pipeline.account, gw, call))
     except GatewayError as err:
         pipeline.account_failure(gw, "messages", request_id, call, err)
         return _error(err, request_id)

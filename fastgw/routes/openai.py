@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Callable
 
 from starlette.requests import Request
@@ -48,9 +49,9 @@ async def _serve(request: Request, endpoint: str, validate: Validator) -> Respon
         result = await pipeline.complete(gw, call)
         result["model"] = model
         await response_cache.keep(gw, call, cache_plan, result)
-        pipeline.finish_record(gw, call, 200)
+        pipeline.close_record(gw, call, 200)
         headers = {"x-request-id": request_id, **call.response_headers}
-        return JSONBytesResponse(result, 200, headers)
+        return JSONBytesResponse(result, 200, headers, after_send=partial(pipeline.account, gw, call))
     except GatewayError as err:
         pipeline.account_failure(gw, endpoint, request_id, call, err)
         return error_response(err, request_id)

@@ -84,7 +84,8 @@ class HTTPTransport:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> AiohttpResponse:
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   wait: str = "headers") -> AiohttpResponse:
         if self._session is None:
             raise GatewayError(503, "gateway is starting up or shutting down", "api_error", None, "unavailable")
         host = _host_of(request.url)

@@ -57,13 +57,15 @@ class FastTransport:
         client = self.client
         return client is not None and client.target(url) is not None
 
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> Any:
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   wait: str = "headers") -> Any:
         client = self.client
         if client is None:
             raise _unavailable()
         if client.target(request.url) is None:
             raise _invalid_url()
-        return await client.send(request, connect_timeout=connect_timeout, read_timeout=read_timeout)
+        return await client.send(request, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                 wait=wait)
 
 
 def _proxied_hosts() -> dict[str, str] | None:
@@ -119,12 +121,14 @@ class AutoTransport:
             self._choice[url] = choice
         return choice
 
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> Any:
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   wait: str = "headers") -> Any:
         if request.method != "HEAD" and self._use_fast(request.url):
             client = self.fast.client
             if client is None:
                 raise _unavailable()
-            return await client.send(request, connect_timeout=connect_timeout, read_timeout=read_timeout)
+            return await client.send(request, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                     wait=wait)
         if not self._general_started:
             await self._start_general()
         return await self.general.send(request, connect_timeout=connect_timeout, read_timeout=read_timeout)

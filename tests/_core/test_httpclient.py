@@ -12,6 +12,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -456,6 +457,102 @@ def test_reset_mid_body(run) -> None:
             resp.close()
             assert "failed while sending the response" in info.value.message
             assert client.idle_connections == 0
+        finally:
+            await client.close()
+            server.close()
+
+    run(main)
+
+
+def test_whole_body_send_returns_with_the_body_in(run) -> None:
+    """``wait="whole_body"``: the headers alone do not end the wait; failures after them are worded as read()'s."""
+    async def main() -> None:
+        served = [0]  # across connections: the second answer breaks the connection
+
+        def behaviour(proto: Raw, count: int) -> None:
+            loop = asyncio.get_running_loop()
+            served[0] += 1
+            count = served[0]
+            if count == 1:  # headers now, the body 50 ms later, in two writes
+                proto.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                loop.call_later(0.05, proto.transport.write, b"01234")
+                loop.call_later(0.08, proto.transport.write, b"56789")
+            elif count == 2:  # the connection breaks after the headers
+                proto.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123")
+                loop.call_later(0.05, proto.transport.abort)
+            else:  # silence after the headers
+                proto.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+
+        server, port, _ = await raw_server(behaviour)
+        client = new_client()
+        try:
+            started = time.perf_counter()
+            resp = await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=5.0,
+                                     wait="whole_body")
+            assert time.perf_counter() - started >= 0.07
+            assert resp.status == 200 and resp.complete
+            assert await resp.read() == b"0123456789"
+            resp.close()
+            assert client.idle_connections == 1  # complete: back in the pool
+            with pytest.raises(GatewayError) as info:
+                await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=5.0,
+                                  wait="whole_body")
+            assert info.value.status == 502 and "failed while sending the response" in info.value.message
+            with pytest.raises(GatewayError) as info:
+                await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=0.2,
+                                  wait="whole_body")
+            assert info.value.status == 504 and "timed out sending the response" in info.value.message
+        finally:
+            await client.close()
+            server.close()
+
+    run(main)
+
+
+def test_first_bytes_send_returns_with_body_bytes_in(run) -> None:
+    """``first_bytes``: a stream's first read does not wait again; bytes before a failure still come first."""
+    async def main() -> None:
+        served = [0]
+
+        def behaviour(proto: Raw, count: int) -> None:
+            loop = asyncio.get_running_loop()
+            served[0] += 1
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            if served[0] == 1:  # headers now, the first chunk 50 ms later, the end 50 ms after that
+                proto.transport.write(head)
+                loop.call_later(0.05, proto.transport.write, b"5\r\nfirst\r\n")
+                loop.call_later(0.1, proto.transport.write, b"4\r\nnext\r\n0\r\n\r\n")
+            elif served[0] == 2:  # a chunk, then the connection breaks
+                proto.transport.write(head + b"5\r\nfirst\r\n")
+                loop.call_later(0.05, proto.transport.abort)
+            else:  # the connection breaks after the headers
+                proto.transport.write(head)
+                loop.call_later(0.05, proto.transport.abort)
+
+        server, port, _ = await raw_server(behaviour)
+        client = new_client()
+        try:
+            started = time.perf_counter()
+            resp = await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=5.0,
+                                     wait="first_bytes")
+            assert 0.04 <= time.perf_counter() - started < 0.09  # after the first chunk, before the end
+            assert resp.status == 200 and not resp.complete
+            assert await collect(resp) == [b"first", b"next"]
+            resp.close()
+            resp = await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=5.0,
+                                     wait="first_bytes")
+            it = resp.iter_chunks().__aiter__()
+            assert await it.__anext__() == b"first"
+            with pytest.raises(GatewayError) as info:
+                await it.__anext__()
+            resp.close()
+            assert "connection broke mid-stream" in info.value.message
+            with pytest.raises(GatewayError) as info:
+                await client.send(post(f"http://127.0.0.1:{port}/x"), connect_timeout=2.0, read_timeout=5.0,
+                                  wait="first_bytes")
+            assert info.value.status == 502 and "failed while sending the response" in info.value.message
+            with pytest.raises(ValueError):
+                await client.send(post(f"http://127.0.0.1:{port}/x"), wait="body")
         finally:
             await client.close()
             server.close()
