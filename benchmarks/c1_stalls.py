@@ -5,7 +5,9 @@ do. Stalls that repeat with a fixed period point at periodic work (a flush, a ti
 collection); scattered ones at the host. Runs one source tree against the mock, gateway on
 the gateway core, this client (a uvloop protocol, about as quick as wrk) on the load core.
 
-    python benchmarks/c1_stalls.py . [--n 20000] [--over-us 1000] [--direct | --floor]
+    python benchmarks/c1_stalls.py . [--n 20000] [--over-us 1000] [--direct | --floor] [--stream]
+
+``--stream``: 100-chunk streams, timed to the first ``data:`` byte (time to first byte).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import probe  # noqa: E402
 import run  # noqa: E402
 
 
-async def sequential(port: int, path: str, body: bytes, keys: list[str], n: int) -> tuple[list[float], list[float]]:
+async def sequential(port: int, path: str, body: bytes, keys: list[str], n: int,
+                     stream: bool = False) -> tuple[list[float], list[float]]:
     """n requests one after another on one keep-alive connection, keys in turn (as wrk's script
     does); returns each request's start (seconds into the run) and latency (us)."""
     loop = asyncio.get_running_loop()
@@ -41,6 +44,7 @@ async def sequential(port: int, path: str, body: bytes, keys: list[str], n: int)
     for i in range(n):
         proto.buf = bytearray()
         proto.first = None
+        proto.stream = stream
         proto.done = loop.create_future()
         t0 = time.perf_counter()
         proto.transport.write(requests[i % len(requests)])
@@ -48,7 +52,7 @@ async def sequential(port: int, path: str, body: bytes, keys: list[str], n: int)
         if not proto.buf.startswith(b"HTTP/1.1 200"):
             raise SystemExit(f"unexpected response {bytes(proto.buf[:200])!r}")
         starts.append(t0 - began)
-        latencies.append((end - t0) * 1e6)
+        latencies.append(((proto.first if stream else end) - t0) * 1e6)
     proto.transport.close()
     return starts, latencies
 
@@ -59,6 +63,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--over-us", type=float, default=1000.0, help="what counts as a slow request")
     parser.add_argument("--direct", action="store_true", help="the mock alone (is the tail the host's?)")
+    parser.add_argument("--stream", action="store_true", help="streams, timed to the first data: byte")
     parser.add_argument("--floor", action="store_true",
                         help="the floor proxy on the gateway's core (is the tail that core's?)")
     args = parser.parse_args()
@@ -68,13 +73,13 @@ def main() -> int:
     mock, _ = run.start_mock("auto", workdir)
     gw = None
     try:
-        body = mockdata.request_body("bench-chat")
+        body = mockdata.request_body("bench-stream", stream=True) if args.stream else mockdata.request_body("bench-chat")
         if args.direct:
-            name, port, path, keys = "direct", mock.port, "/json/v1/chat/completions", []
+            name, port, path, keys = "direct", mock.port, ("/sse" if args.stream else "/json") + "/v1/chat/completions", []
         elif args.floor:
             port = run.free_port()
             gw = run.start("floor", [run.PY, str(run.BENCH / "floor_proxy.py"), "--port", str(port), "--upstream",
-                                     f"127.0.0.1:{mock.port}", "--path-prefix", "/json"], workdir, run.GATEWAY_CORE,
+                                     f"127.0.0.1:{mock.port}", "--path-prefix", "/sse" if args.stream else "/json"], workdir, run.GATEWAY_CORE,
                            port=port)
             name, path, keys = "floor", "/v1/chat/completions", []
         else:
@@ -82,8 +87,8 @@ def main() -> int:
             key_file, _ = run.make_virtual_keys(gw.port, 100, workdir)
             name, port, path = args.tree, gw.port, "/v1/chat/completions"
             keys = key_file.read_text().split() if key_file else [run.MASTER_KEY]
-        uvloop.run(sequential(port, path, body, keys, 2000))  # warm-up
-        starts, samples = uvloop.run(sequential(port, path, body, keys, args.n))
+        uvloop.run(sequential(port, path, body, keys, 2000, args.stream))  # warm-up
+        starts, samples = uvloop.run(sequential(port, path, body, keys, args.n, args.stream))
         ordered = sorted(samples)
         pick = {q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99, 0.999)}
         slow = [(t, us) for t, us in zip(starts, samples) if us > args.over_us]
