@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from ._core.server import latin1_headers
 from .errors import GatewayError, upstream_timeout
 from .gateway import Gateway
 from .pipeline import Call, OpenStream, finish_record
@@ -74,7 +75,7 @@ class SSERelayResponse:
         call = self.call
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                    (b"x-request-id", call.request_id.encode())]
-        headers.extend((k.encode(), v.encode()) for k, v in call.response_headers.items())
+        headers += latin1_headers(call.response_headers)
         outcome: list = [None]  # (status, error, error_type) once known
         # perf: the relay runs in this task; a watcher cancels it if the client goes away
         # (one extra task per stream instead of two plus asyncio.wait). It is made once the
