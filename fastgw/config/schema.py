@@ -66,7 +66,7 @@ class GeneralSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False)
     max_request_size_mb: float = 32.0
     usage_log_queue_size: int = 100_000
     usage_log_batch_size: int = 500
-    usage_log_flush_interval: float = 0.2
+    usage_log_flush_interval: float = 0.05  # fastgw.usage.log.FLUSH_INTERVAL: why that value
     # governance (issue 5): may a key with a budget call a model that has no price? ("deny" | "allow")
     budget_unpriced_models: str = "deny"
     governance_counter_slots: int = 65536  # keys + teams + users one instance can count (a power of two)

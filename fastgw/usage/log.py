@@ -86,10 +86,21 @@ QUANTUM_IDLE = 20e-6  # longest run without handing back the core while idle-onl
 QUANTUM_NICED = 1e-3  # ... while niced (behind): long enough to keep its share of a busy core
 # (c=64 for 40 s, queue sampled every 0.2 s: peak 6,787 rows with 1 ms, as without yields;
 # with 200 us the writer fell behind until the 100,000-row cap)
+FLUSH_INTERVAL = 0.05  # seconds between batches while the writer keeps up
+# Why 0.05, not 0.2: the tail at c=1. wrk -c1 through the gateway (6,500 rows/s), 12
+# interleaved 5-s rounds on the EPYC host: p99 median 383 us (347-429, one round 1.6 ms)
+# at 0.05 against 471 us (376-818, one 1.9 ms) at 0.2; lower in 10 of the 12 pairs. Likely
+# cause, not proven: each batch runs niced while it holds the write lock
+# (``priority.holding_lock``), and a 0.2-s batch does so for ~8 ms of CPU at that rate.
+# The price: smaller batches cost the writer 7.4 instead of 5.8 us per row
+# (benchmarks/bench_usage_writer.py, 325 against 1,300 rows), about 1% of a core at that
+# rate; under load batches grow by themselves (the writer takes everything queued), and
+# CPU per request at c=64 was alike.
 
 
 class UsageLog:
-    def __init__(self, path: str, queue_size: int = 100_000, batch_size: int = 500, flush_interval: float = 0.2) -> None:
+    def __init__(self, path: str, queue_size: int = 100_000, batch_size: int = 500,
+                 flush_interval: float = FLUSH_INTERVAL) -> None:
         self.path = path
         self.queue_size = queue_size
         self.batch_size = batch_size
