@@ -93,6 +93,7 @@ class SlowProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.streams.discard(self)
+        self.parser = None  # it holds this protocol: free both now, not at a full collection
 
 
 async def serve(port: int, interval: float, chunks: int, host: str = "127.0.0.1") -> None:

@@ -155,6 +155,34 @@ async def test_a_large_read_is_decoded_in_slices_and_nothing_of_it_outlives_its_
     assert bodies[-1] == b"data: [DONE]\n\n"
 
 
+async def test_a_finished_stream_leaves_nothing_for_the_collector():
+    """The disconnect watcher is cancelled when the stream ends; a task that ends by the
+    cancellation keeps the exception, whose traceback holds the task (a cycle per stream:
+    5,000 slow streams grew RSS by ~2 MB/s until a full collection)."""
+    role = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    watchers: list[weakref.ref] = []
+
+    async def rest():
+        yield _content_event(1)
+        yield b"data: [DONE]\n\n"
+
+    async def send(message: dict) -> None:
+        watchers.extend(weakref.ref(t) for t in asyncio.all_tasks()
+                        if t is not asyncio.current_task() and "_DisconnectWatch" in repr(t.get_coro()))
+
+    gc.collect()
+    gc.disable()
+    try:
+        await _run_relay(_WatchedDecoder(), [role], rest(), send)
+        for _ in range(5):
+            await asyncio.sleep(0)  # the watcher's cancellation runs on the next iterations
+        assert watchers, "the relay started no disconnect watcher"
+        assert all(ref() is None for ref in watchers), "the watcher task waits for the collector"
+    finally:
+        gc.enable()
+
+
 async def _run_relay(decoder, first: list, rest, send) -> SSERelayResponse:  # noqa: ANN001
     async def receive() -> dict:
         await asyncio.Event().wait()  # the client stays connected

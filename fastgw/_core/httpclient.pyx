@@ -474,6 +474,8 @@ cdef class _Connection:
         self._last_read = self._client._loop.time()
         if resp is not None:
             resp._got_bytes = True
+        if self._parser is None:  # after connection_lost
+            return
         try:
             self._parser.feed_data(data)
         except _HttpParserError as exc:
@@ -487,6 +489,7 @@ cdef class _Connection:
         cdef Response resp = self._current
         self._mark_closed()
         self._transport = None
+        self._parser = None  # it holds this protocol (callbacks): free both by refcount, not the collector
         if resp is None:
             return
         self._current = None

@@ -7,6 +7,7 @@ aiohttp test servers, or raw asyncio protocols where a test needs to misbehave o
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import os
 import shutil
@@ -602,6 +603,35 @@ def test_body_until_close_and_connection_close(run) -> None:
             resp.close()
             assert client.connections_opened == 2 and client.idle_connections == 0
         finally:
+            await client.close()
+            server.close()
+
+    run(main)
+
+
+def test_closed_connections_are_freed_without_the_collector(run) -> None:
+    """A closed connection and its parser (which holds it) must go by reference counting:
+    5,000 slow streams through upstreams that close piled them up for the collector."""
+    async def main() -> None:
+        def behaviour(proto: Raw, count: int) -> None:
+            proto.transport.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+            proto.transport.close()
+
+        server, port, _ = await raw_server(behaviour)
+        client = new_client()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(10):
+                resp = await send(client, post(f"http://127.0.0.1:{port}/x"))
+                assert await resp.read() == b"ok"
+                resp.close()
+            await asyncio.sleep(0.05)  # connection_lost runs after the transport closes
+            assert client.connections_opened == 10 and client.open_connections == 0
+            left = [o for o in gc.get_objects() if type(o).__name__ == "_Connection"]
+            assert left == [], f"{len(left)} closed connections wait for the collector"
+        finally:
+            gc.enable()
             await client.close()
             server.close()
 

@@ -72,11 +72,13 @@ class Recorder:
 
 async def write_body(response: web.StreamResponse, data: bytes, options: dict[str, str]) -> None:
     """Write ``data`` in pieces: ``split=N`` bytes per write (``split=random`` for random
-    sizes), ``delay`` seconds between writes."""
+    sizes, ``split=event`` for one SSE event per write), ``delay`` seconds between writes."""
     split = options.get("split")
     delay = float(options.get("delay") or 0)
     if not split:
         pieces = [data]
+    elif split == "event":
+        pieces = [event + b"\n\n" for event in data.split(b"\n\n") if event.strip()]
     elif split == "random":
         rng = random.Random(len(data))
         pieces, i = [], 0
