@@ -824,7 +824,7 @@ def report(rows: list[Row], direct: Row, info: dict) -> str:
              f"(direct runs: mock on core {GATEWAY_CORE}, wrk on core {LOAD_CORE})",
              f"- gateway features on: {info['features']}",
              f"- each wrk run {info['duration']:g} s; c=1 = {C1_ROUNDS} such runs back to back, p50 and p99 the median "
-             "of theirs (each round in the notes); TTFB = sequential probe, {info['probes']} streams, time from "
+             f"of theirs (each round in the notes); TTFB = sequential probe, {info['probes']} streams, time from "
              "request written to first `data:` byte; CPU = the gateway process's CPU time (all threads) during the "
              "c=64 run per request and during the c=16 stream run per stream (steadier than throughput on a "
              "shared machine: 1,000,000 / CPU per request is the requests/s one dedicated core can give)",

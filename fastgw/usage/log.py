@@ -89,9 +89,9 @@ QUANTUM_NICED = 1e-3  # ... while niced (behind): long enough to keep its share 
 FLUSH_INTERVAL = 0.05  # seconds between batches while the writer keeps up
 # Why 0.05, not 0.2: the tail at c=1. wrk -c1 through the gateway (6,500 rows/s), 12
 # interleaved 5-s rounds on the EPYC host: p99 median 383 us (347-429, one round 1.6 ms)
-# at 0.05 against 471 us (376-818, one 1.9 ms) at 0.2; lower in 10 of the 12 pairs. Likely
-# cause, not proven: each batch runs niced while it holds the write lock
-# (``priority.holding_lock``), and a 0.2-s batch does so for ~8 ms of CPU at that rate.
+# at 0.05 against 471 us (376-818, one 1.9 ms) at 0.2; lower in 10 of the 12 pairs. Why is
+# not established: writing the batch idle-only instead of niced while it holds the lock
+# (``priority.holding_lock``) measured worse (p99 393-1,722 against 335-491 us, 5 rounds).
 # The price: smaller batches cost the writer 7.4 instead of 5.8 us per row
 # (benchmarks/bench_usage_writer.py, 325 against 1,300 rows), about 1% of a core at that
 # rate; under load batches grow by themselves (the writer takes everything queued), and
