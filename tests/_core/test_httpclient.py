@@ -628,7 +628,8 @@ def test_closed_connections_are_freed_without_the_collector(run) -> None:
                 resp.close()
             await asyncio.sleep(0.05)  # connection_lost runs after the transport closes
             assert client.connections_opened == 10 and client.open_connections == 0
-            left = [o for o in gc.get_objects() if type(o).__name__ == "_Connection"]
+            left = [o for o in gc.get_objects() if type(o).__qualname__ == "_Connection"
+                    and type(o).__module__ == "fastgw._core.httpclient"]
             assert left == [], f"{len(left)} closed connections wait for the collector"
         finally:
             gc.enable()
