@@ -43,14 +43,11 @@ class JSONBytesResponse(Response):
         self.raw_headers = raw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.after_send is None:
-            await super().__call__(scope, receive, send)
-            return
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            await send({"type": "http.response.body", "body": self.body})
+            await super().__call__(scope, receive, send)
         finally:
-            self.after_send()
+            if self.after_send is not None:
+                self.after_send()
 
 
 def error_response(err: GatewayError, request_id: str | None = None) -> Response:
