@@ -25,6 +25,7 @@ from .router.router import Router
 from .router.settings import parse_router_settings
 from .upstream import AutoTransport
 from .usage import UsageLog
+from .usage.retention import Pruner, parse_retention_settings
 
 log = logging.getLogger("fastgw")
 
@@ -46,6 +47,7 @@ class Gateway:
     cache: ResponseCache
     observer: Observer  # gets every finished call: metrics, access log, traces, webhook
     governance: Governance  # virtual keys, budgets, rate limits, cost (fastgw/governance/)
+    retention: Pruner  # deletes usage rows older than the retention period, if one is set
     started: bool = field(default=False)
     health_checker: HealthChecker | None = field(default=None)
 
@@ -73,6 +75,8 @@ class Gateway:
             cache=ResponseCache.from_litellm_settings(loaded.config.litellm_settings, metrics),
             observer=Observer.from_settings(parse_observability_settings(loaded.config, os.environ), metrics, usage_log),
             governance=governance,
+            retention=Pruner(parse_retention_settings(msgspec.structs.asdict(settings)), usage_log,
+                             governance.earliest_budget_window),
         )
 
     def transport_for(self, provider: Provider) -> Transport:
@@ -82,6 +86,7 @@ class Gateway:
         await self.transport.start()
         await self.usage_log.start()
         await self.governance.start()  # after the usage log: its tables hold the spend to rebuild
+        self.retention.start()  # after governance: it keeps the minutes of every open budget window
         await self.observer.start()
         if self.router.settings.background_health_checks:
             self.health_checker = HealthChecker(self)
@@ -92,6 +97,7 @@ class Gateway:
         self.started = False
         if self.health_checker is not None:
             await self.health_checker.stop()
+        await self.retention.stop()
         await self.usage_log.stop()
         await self.governance.stop()
         await self.cache.close()

@@ -13,6 +13,8 @@ import httpx
 import openai
 import pytest
 
+from fastgw.durations import parse_duration, window_start
+
 MASTER = "sk-fastgw-master-governance"
 PRICE_IN, PRICE_OUT = 1e-6, 2e-6
 
@@ -452,3 +454,57 @@ def test_database_locked_mid_run(gw):
     assert httpx.get(gw.url + "/health/readiness").status_code == 200
     gw.stop()
     assert len([r for r in gw.usage_rows() if r["key_hash"]]) >= 6, "no row was dropped"
+
+
+# -- retention ----------------------------------------------------------------------
+def test_retention_deletes_old_usage_and_keeps_open_budget_windows(start_gateway, gw):
+    """LiteLLM's ``maximum_spend_logs_retention_period``: rows older than it go at start-up; the
+    spend minutes of a budget window still open stay (the window is recounted from them), and
+    lifetime spend is untouched."""
+    cost = one_request_cost(gw)
+    admin = Admin(gw)
+    budgeted = admin.key(max_budget=cost * 2.5, budget_duration="30d")
+    plain = admin.key()
+    calls = [outcome(lambda: chat(gw, budgeted, extra_headers={"x-request-id": f"b{i}"})) for i in range(3)]
+    assert calls == ["ok", "ok", "400:budget_exceeded"]
+    chat(gw, plain, extra_headers={"x-request-id": "ancient"})
+    usage_written(gw)
+    gw.stop()
+    con = sqlite3.connect(gw.db_path, isolation_level=None)
+    now = time.time()
+    window = window_start(parse_duration("30d"), now)
+    if window > now - 600:
+        pytest.skip("the 30-day budget window began minutes ago: no row can be both old and inside it")
+    plain_hash = con.execute("SELECT key_hash FROM usage_log WHERE request_id = 'ancient'").fetchone()[0]
+    budgeted_hash = con.execute("SELECT key_hash FROM usage_log WHERE request_id = 'b0'").fetchone()[0]
+    con.execute("UPDATE usage_log SET ts = ts - 300")  # 5 minutes old: past a 1-minute period
+    con.execute("UPDATE spend_minutes SET minute = minute - 5")
+    con.execute("UPDATE usage_log SET ts = ts - 40 * 86400 WHERE key_hash = ?", (plain_hash,))  # before any window
+    con.execute("UPDATE spend_minutes SET minute = minute - 40 * 1440 WHERE kind = 'key' AND id = ?", (plain_hash,))
+    old_rows = con.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0]
+    con.close()
+
+    again = start_gateway(config(database_url=f"sqlite:///{gw.db_path}", maximum_spend_logs_retention_period="1m"),
+                          key=MASTER)
+    deadline = time.monotonic() + 15
+    while (retention := httpx.get(again.url + "/health/readiness").json()["usage_log"]["retention"])["runs"] < 1:
+        assert time.monotonic() < deadline, retention
+        time.sleep(0.05)
+    assert retention["period_seconds"] == 60 and retention["deleted_rows"] == old_rows == 4  # probe, 2 budgeted, plain
+    assert "usage log retention: deleted" in again.log()
+    assert outcome(lambda: chat(again, budgeted)) == "400:budget_exceeded", "window spend rebuilt from kept minutes"
+    Admin(again).post("/key/update", {"key": budgeted, "max_budget": cost * 3.5})  # recounted after the cleanup
+    assert outcome(lambda: chat(again, budgeted)) == "ok"
+    assert outcome(lambda: chat(again, budgeted)) == "400:budget_exceeded"
+    assert Admin(again).get("/key/info", key=plain)["info"]["spend"] == pytest.approx(cost), "lifetime spend stays"
+    again.stop()
+    con = sqlite3.connect(gw.db_path)
+    assert con.execute("SELECT COUNT(*) FROM usage_log WHERE ts < ?", (now - 60,)).fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM spend_minutes WHERE id = ?", (plain_hash,)).fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM spend_minutes WHERE minute < ?", (int(window / 60),)).fetchone()[0] == 0
+    kept = con.execute("SELECT COUNT(*) FROM spend_minutes WHERE id = ? AND minute < ?",
+                       (budgeted_hash, int((now - 60) / 60))).fetchone()[0]
+    con.close()
+    assert kept >= 1, "the budget window's minutes from before the period are kept"
+    third = start_gateway(config(database_url=f"sqlite:///{gw.db_path}"), key=MASTER)
+    assert outcome(lambda: chat(third, budgeted)) == "400:budget_exceeded", "and a restart still counts them"

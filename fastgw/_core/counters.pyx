@@ -97,7 +97,8 @@ cdef bint _bound = False
 cdef int _bind() except -1:
     global _Decision, _Refusal, _RateView, _Ticket, _ScopeState, _CounterStoreFull
     global _ident_of, _window_start, _window_end, _PERIOD, _RATE_EPS, _BUDGET_EPS, _GEN_OFFSET, _bound
-    from fastgw.governance import budgets, counters, durations, ratelimit, shm
+    from fastgw import durations
+    from fastgw.governance import budgets, counters, ratelimit, shm
     _Decision, _Refusal, _RateView = counters.Decision, counters.Refusal, counters.RateView
     _Ticket, _ScopeState, _CounterStoreFull = counters.Ticket, counters.ScopeState, counters.CounterStoreFull
     _ident_of = counters.ident_of

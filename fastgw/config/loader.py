@@ -21,14 +21,17 @@ from ..observability.settings import (OBSERVABILITY_GENERAL_SETTINGS, OBSERVABIL
                                       ObservabilitySettingsError, parse_observability_settings)
 from ..providers import PROVIDERS
 from ..router.settings import GENERAL_SETTINGS, LITELLM_SETTINGS, ROUTER_SETTINGS, parse_router_settings
+from ..usage.retention import INTERVAL_SETTING, PERIOD_SETTING, parse_retention_settings
 from .schema import Config, Deployment, LitellmParams
 
 ENV_PREFIX = "os.environ/"
 
+RETENTION_SETTINGS = (PERIOD_SETTING, INTERVAL_SETTING)
+
 # Settings fastgw acts on. Anything else in these sections is kept and reported once.
 SUPPORTED_SETTINGS: dict[str, set[str]] = {
     "general_settings": {"master_key", "database_url", "max_request_size_mb", "usage_log_queue_size",
-                         "usage_log_batch_size", "usage_log_flush_interval",
+                         "usage_log_batch_size", "usage_log_flush_interval", *RETENTION_SETTINGS,
                          "budget_unpriced_models", "governance_counter_slots", *GENERAL_SETTINGS,
                          *OBSERVABILITY_GENERAL_SETTINGS},
     "router_settings": set(ROUTER_SETTINGS),
@@ -218,6 +221,10 @@ def _check_general(config: Config) -> None:
         raise ConfigError("general_settings.max_request_size_mb: must be greater than 0")
     if config.general_settings.budget_unpriced_models not in ("deny", "allow"):
         raise ConfigError('general_settings.budget_unpriced_models: must be "deny" or "allow"')
+    try:
+        parse_retention_settings(msgspec.structs.asdict(config.general_settings))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     slots = config.general_settings.governance_counter_slots
     if slots < 64 or slots & (slots - 1):
         raise ConfigError("general_settings.governance_counter_slots: must be a power of two, at least 64")

@@ -67,6 +67,9 @@ class GeneralSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False)
     usage_log_queue_size: int = 100_000
     usage_log_batch_size: int = 500
     usage_log_flush_interval: float = 0.05  # fastgw.usage.log.FLUSH_INTERVAL: why that value
+    # LiteLLM's retention settings ("7d", "24h"; fastgw/usage/retention.py); unset: keep every row
+    maximum_spend_logs_retention_period: str | None = None
+    maximum_spend_logs_retention_interval: str | None = None
     # governance (issue 5): may a key with a budget call a model that has no price? ("deny" | "allow")
     budget_unpriced_models: str = "deny"
     governance_counter_slots: int = 65536  # keys + teams + users one instance can count (a power of two)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from .._core.counters import CounterCore
+from ..durations import Duration
 from . import shm
-from .durations import Duration
 from .journal import Journal
 
 SLOT_SIZE = 64

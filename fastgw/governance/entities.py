@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from .durations import Duration, parse_duration
+from ..durations import Duration, parse_duration
 
 ENTITY_KINDS = ("key", "team", "user")
 

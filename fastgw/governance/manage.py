@@ -14,10 +14,10 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
+from ..durations import add_duration, parse_duration, window_end
 from ..errors import GatewayError, bad_request
 from . import requests as rq
 from .cache import scope_of
-from .durations import add_duration, parse_duration, window_end
 from .entities import Change, Entity, KeyEntry, Scoped, TeamEntry, UserEntry
 from .keys import generate_key, hash_key, key_id, key_name
 from .service import Governance

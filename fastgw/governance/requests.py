@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from ..durations import DurationError, parse_duration
 from ..errors import GatewayError, bad_request
-from .durations import DurationError, parse_duration
 
 
 class _Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

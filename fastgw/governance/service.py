@@ -18,13 +18,13 @@ from typing import Callable
 import msgspec
 
 from ..config import LoadedConfig
+from ..durations import window_end, window_start
 from ..errors import GatewayError
 from ..tokens import preload_encodings
 from ..usage import UsageRecord
 from .budgets import PromptCount, budget_message, prompt_tokens, reservation
 from .cache import EntityCache, Identity
 from .counters import CounterStoreFull, Decision, Refusal, ScopeLimits, SharedMemoryCounterStore, Ticket
-from .durations import window_end, window_start
 from .entities import Change
 from .journal import JournalLost
 from .pricing import Price, PriceTable, Usage, cost_of, deployment_price, format_cost
@@ -164,6 +164,14 @@ class Governance:
                 if scope is not None and scope.max_budget is not None:
                     out.append(scope)
         return out
+
+    def earliest_budget_window(self, now: float) -> float | None:
+        """Start of the earliest budget window open at ``now`` (None: no windowed budget).
+
+        Usage retention keeps the spend minutes from there on: a restart rebuilds each window's
+        spend from them."""
+        starts = [window_start(scope.duration, now) for scope in self._budget_scopes() if scope.duration is not None]
+        return min(starts) if starts else None
 
     async def refresh_spend(self, scope: ScopeLimits) -> None:
         """Recount a scope's window spend from the database (its budget or window changed)."""

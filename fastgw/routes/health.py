@@ -23,7 +23,8 @@ async def readiness(request: Request) -> Response:
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "db": "connected" if log.healthy() else f"error: {log.last_error}",
-        "usage_log": {"queue_depth": log.queue_depth, "written": log.written, "dropped": log.dropped},
+        "usage_log": {"queue_depth": log.queue_depth, "written": log.written, "dropped": log.dropped,
+                      "retention": gw.retention.status()},
         "governance": governance,
         "models": len(gw.models.groups),
     }

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Callable, get_type_hints
+from typing import TYPE_CHECKING, Callable, get_type_hints
 
 import msgspec
 
@@ -32,6 +32,9 @@ from .._core import usagerows, writerslice
 from . import rollup
 from .priority import WriterPriority
 from .record import COLUMNS, UsageRecord
+
+if TYPE_CHECKING:
+    from .retention import PruneJob  # (not imported at run time: retention reaches into governance)
 
 log = logging.getLogger("fastgw.usage")
 
@@ -86,6 +89,7 @@ QUANTUM_IDLE = 20e-6  # longest run without handing back the core while idle-onl
 QUANTUM_NICED = 1e-3  # ... while niced (behind): long enough to keep its share of a busy core
 # (c=64 for 40 s, queue sampled every 0.2 s: peak 6,787 rows with 1 ms, as without yields;
 # with 200 us the writer fell behind until the 100,000-row cap)
+CYCLE_BUDGET = 0.01  # seconds of retention cleanup per writer cycle (retention.py): at most ~20% of a core
 FLUSH_INTERVAL = 0.05  # seconds between batches while the writer keeps up
 # Why 0.05, not 0.2: the tail at c=1. wrk -c1 through the gateway (6,500 rows/s), 12
 # interleaved 5-s rounds on the EPYC host: p99 median 383 us (347-429, one round 1.6 ms)
@@ -124,6 +128,7 @@ class UsageLog:
         self.write_errors = 0
         self.last_error: str | None = None
         self.pricer: Callable[[UsageRecord], None] | None = None  # fills in a row's cost (governance)
+        self._prune_job: PruneJob | None = None  # retention.py: set by the loop, worked off by the writer
 
     @property
     def queue_depth(self) -> int:
@@ -189,7 +194,10 @@ class UsageLog:
             except Exception:  # a bug must not end the writer: the rows stay pending
                 log.exception("usage log writer failed")
                 written = False
+            if written and self._prune_job is not None and not (exiting or self._stopping):
+                self._prune_some()
             if exiting:
+                self._cancel_prune()
                 return
             if not written:
                 self._wake.wait(min(5.0, 0.25 * 2 ** min(self.write_errors, 4)))
@@ -290,6 +298,45 @@ class UsageLog:
         except BaseException:
             self._rollback()  # a half-done batch must not be committed twice by the retry
             raise
+
+    def prune(self, job: PruneJob) -> None:
+        """Have the writer delete old rows (``retention.PruneJob``); ``job.future`` tells when it is
+        done. A newer job replaces one still under way, which is settled with what it deleted."""
+        previous, self._prune_job = self._prune_job, job
+        if previous is not None:
+            previous.finish()
+
+    def _prune_some(self) -> None:
+        """A few chunks of the cleanup, for at most ``CYCLE_BUDGET`` of this cycle, and
+        only while no batch of rows is waiting: recording usage comes first."""
+        job = self._prune_job
+        if job is None or self._db is None:
+            return
+        deadline = time.monotonic() + CYCLE_BUDGET
+        try:
+            while len(self._queue) < self.batch_size and not self._stopping:
+                with self.priority.holding_lock():
+                    finished = job.step(self._db)
+                if finished:
+                    break
+                if time.monotonic() >= deadline:
+                    return
+        except Exception as exc:  # the database failed: report it; the next cleanup tries again
+            log.error("usage log retention: deleting old rows failed: %s: %s", type(exc).__name__, exc)
+            self._end_prune(job, exc)
+            return
+        if job.rows_done and job.minutes_done:
+            self._end_prune(job)
+
+    def _end_prune(self, job: PruneJob, error: BaseException | None = None) -> None:
+        if self._prune_job is job:
+            self._prune_job = None
+        job.finish(error)
+
+    def _cancel_prune(self) -> None:
+        job = self._prune_job
+        if job is not None:
+            self._end_prune(job, RuntimeError("the usage log stopped before the cleanup finished"))
 
     def _file_replaced(self) -> bool:
         """Deleted or replaced under the open connection (rows would go to an unlinked file)."""

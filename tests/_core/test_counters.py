@@ -25,7 +25,7 @@ import pytest
 from fastgw.governance import shm
 from fastgw.governance.budgets import exceeds
 from fastgw.governance.counters import CounterStoreFull, ScopeLimits, SharedMemoryCounterStore, ident_of
-from fastgw.governance.durations import parse_duration, window_end, window_start
+from fastgw.durations import parse_duration, window_end, window_start
 from fastgw.governance.ratelimit import gcra, remaining_after
 
 SLOT = struct.Struct("<16sdddddq")

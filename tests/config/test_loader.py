@@ -89,3 +89,24 @@ def test_embedded_default_uses_mock_provider():
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_litellm_retention_settings_load_and_cron_is_reported_as_ignored(tmp_path):
+    loaded = load_config(write(tmp_path, """
+general_settings:
+  maximum_spend_logs_retention_period: "7d"
+  maximum_spend_logs_retention_interval: "6h"
+  maximum_spend_logs_cleanup_cron: "0 4 * * *"
+"""), environ={})
+    general = loaded.config.general_settings
+    assert (general.maximum_spend_logs_retention_period, general.maximum_spend_logs_retention_interval) == ("7d", "6h")
+    assert any("general_settings.maximum_spend_logs_cleanup_cron" in w for w in loaded.warnings)
+    assert not any("retention_period" in w or "retention_interval" in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize("setting", ["maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval"])
+def test_a_retention_duration_that_cannot_be_used_is_a_config_error(tmp_path, setting):
+    with pytest.raises(ConfigError, match=f"general_settings.{setting}: .*months"):
+        load_config(write(tmp_path, f"general_settings:\n  {setting}: 1mo\n"), environ={})
+    with pytest.raises(ConfigError, match=f"general_settings.{setting}: invalid duration"):
+        load_config(write(tmp_path, f"general_settings:\n  {setting}: a week\n"), environ={})

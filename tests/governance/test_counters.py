@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fastgw.governance.counters import ScopeLimits, SharedMemoryCounterStore
-from fastgw.governance.durations import parse_duration
+from fastgw.durations import parse_duration
 from fastgw.governance.journal import JournalLost
 
 

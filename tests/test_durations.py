@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fastgw.governance.durations import (DurationError, add_duration, parse_duration, window_end, window_start)
+from fastgw.durations import (DurationError, add_duration, parse_duration, window_end, window_start)
 
 
 def ts(*args: int) -> float:
