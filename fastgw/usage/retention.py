@@ -13,11 +13,11 @@ rebuilt from them after a restart, so a "30d" budget keeps 30 days of minutes ev
 "7d" period). What stays: ``spend_totals`` (lifetime spend and lifetime budgets) and
 ``spend_daily`` (spend reports); they grow with keys and days, not with requests.
 
-Why in the usage writer's thread, a chunk per transaction and a few chunks per flush cycle:
-a day of rows deleted in one statement holds SQLite's write lock (other workers' writers and
-admin writes wait) and the gateway's core for seconds. Chunks keep each lock short, and the
-writer's time slice (``writerslice``) hands the core back inside them as it does for inserts;
-``log.CYCLE_BUDGET`` bounds the cleanup's share of each flush cycle.
+Why in the usage writer's thread, a chunk per transaction, after each cycle's inserts: a day
+of rows deleted in one statement holds SQLite's write lock (other workers' writers and admin
+writes wait) and the gateway's core for seconds. Chunks keep each lock short, and the
+writer's time slice (``writerslice``) hands the core back inside them as it does for inserts.
+How much each cycle deletes: ``UsageLog._prune_some``.
 """
 from __future__ import annotations
 

@@ -157,6 +157,7 @@ async def test_stopping_the_log_ends_a_cleanup_under_way(tmp_path, monkeypatch):
     monkeypatch.setattr("fastgw.usage.log.CYCLE_BUDGET", 0.0)  # one chunk per cycle: it takes a while
     path = str(tmp_path / "u.db")
     log = await written(path, [record(NOW - 30 * DAY + i, i) for i in range(2000)])
+    await asyncio.sleep(0.1)  # past the cycle that inserted them (it would delete twice as many)
     pruner = Pruner(RetentionSettings(period=DAY), log, lambda now: None, clock=lambda: NOW)
     cleanup = asyncio.ensure_future(pruner.run_once())
     await asyncio.sleep(0.2)
@@ -165,3 +166,26 @@ async def test_stopping_the_log_ends_a_cleanup_under_way(tmp_path, monkeypatch):
         await asyncio.wait_for(cleanup, 10)
     left = table(path, "SELECT COUNT(*) FROM usage_log")[0][0]
     assert 0 < left < 2000  # part done, the rest for the next start
+
+
+async def test_the_cleanup_outpaces_rows_that_keep_arriving(tmp_path, monkeypatch):
+    """On a saturated gateway rows are queued at every writer cycle; each cycle then deletes at
+    least twice what it inserted, so the cleanup ends even with a tiny time share."""
+    monkeypatch.setattr(retention, "CHUNK", 5)
+    monkeypatch.setattr("fastgw.usage.log.CYCLE_BUDGET", 0.0)  # no time share: only the quota drives it
+    path = str(tmp_path / "u.db")
+    log = await written(path, [record(NOW - 30 * DAY + i, i) for i in range(3000)])
+    await asyncio.sleep(0.1)
+    pruner = Pruner(RetentionSettings(period=DAY), log, lambda now: None, clock=lambda: NOW)
+    cleanup = asyncio.ensure_future(pruner.run_once())
+    arrived = 0
+    deadline = time.monotonic() + 5  # a chunk of 5 per cycle (100 cycles/s at most) would need 6 s
+    while not cleanup.done() and time.monotonic() < deadline:
+        for _ in range(50):
+            log.record(record(NOW + arrived, 10_000 + arrived))
+            arrived += 1
+        await asyncio.sleep(0.01)
+    assert cleanup.done(), f"{pruner.usage_log._prune_job.rows} of 3000 deleted after 5 s"
+    assert (await cleanup)[0] == 3000
+    await log.stop()
+    assert table(path, "SELECT COUNT(*) FROM usage_log") == [(arrived,)]
