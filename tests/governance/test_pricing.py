@@ -65,6 +65,14 @@ def test_anthropic_long_context_tier():
     assert cost.total == pytest.approx((250_000 * 6 + 1000 * 22.5) * M), "past 200k the whole request is repriced"
 
 
+def test_openai_long_context_tier_past_272k():
+    gpt54 = price("openai", "gpt-5.4-2026-03-05")
+    under = cost_of(gpt54, Usage(prompt_tokens=272_000, completion_tokens=1000))
+    over = cost_of(gpt54, Usage(prompt_tokens=272_001, completion_tokens=1000))
+    assert under.total == pytest.approx((272_000 * 2.5 + 1000 * 15) * M)
+    assert over.total == pytest.approx((272_001 * 5 + 1000 * 22.5) * M)
+
+
 def test_gemini_thoughts_and_cache():
     # gemini-2.5-flash: $0.30 in, $0.03 cached, $2.50 out (thinking included)
     raw = {"promptTokenCount": 1200, "cachedContentTokenCount": 1000, "candidatesTokenCount": 200,
@@ -107,7 +115,7 @@ def test_deepseek_cache_hit_field():
 
 
 @pytest.mark.parametrize("provider,model,inp,out", [
-    ("mistral", "mistral-large-latest", 2.0, 6.0),
+    ("mistral", "mistral-large-latest", 0.5, 1.5),
     ("groq", "llama-3.3-70b-versatile", 0.59, 0.79),
     ("xai", "grok-3-mini", 0.30, 0.50),
     ("together_ai", "meta-llama/Llama-3.3-70B-Instruct-Turbo", 0.88, 0.88),
