@@ -19,6 +19,10 @@ from ..config.schema import Deployment
 PER_MILLION = 1_000_000.0
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|jp|au|ca|global|us-gov)\.")
 _BOUNDARY = frozenset("-@:/.")
+# What follows a listed name when the id is a newer model of its family, not a snapshot of it:
+# a minor version ("claude-opus-4" + "-7", "gpt-5" + ".6-terra"). Snapshots are dated
+# ("-20250514", "-2024-08-06", "-0613", "-08-2024") or named ("-audio-preview").
+_MINOR_VERSION = re.compile(r"(?:\.\d|-\d{1,2}(?:$|-(?!\d{4}(?:$|-))))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,9 @@ def _price_from_row(row: dict, last_checked: str | None) -> Price:
 
 class PriceTable:
     """Lookup by provider and model id: exact name first, then the longest listed name the id
-    starts with at a boundary ("gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"; never "gpt-4" for "gpt-4o")."""
+    starts with at a boundary ("gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"; never "gpt-4" for "gpt-4o"),
+    unless the rest is a minor version: "claude-opus-4-7" is not "claude-opus-4" at a third of
+    the price, it is unpriced until the table lists it (an explicit "unpriced", not a wrong cost)."""
 
     def __init__(self, data: dict) -> None:
         self._models: dict[str, dict[str, Price]] = {}
@@ -179,7 +185,8 @@ class PriceTable:
             return exact
         best: str | None = None
         for listed in models:
-            if len(name) > len(listed) and name.startswith(listed) and name[len(listed)] in _BOUNDARY:
+            if len(name) > len(listed) and name.startswith(listed) and name[len(listed)] in _BOUNDARY \
+                    and not _MINOR_VERSION.match(name, len(listed)):
                 if best is None or len(listed) > len(best):
                     best = listed
         return models[best] if best else None

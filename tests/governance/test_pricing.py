@@ -137,6 +137,27 @@ def test_lookup_boundaries():
     assert TABLE.lookup("openai", "gpt-4-0613").input == pytest.approx(30 * M)
     assert TABLE.lookup("openai", "gpt-4o-audio-preview") is not None  # priced as gpt-4o text
     assert TABLE.lookup("openai", "gpt-4x") is None, "no prefix match without a boundary"
+    assert TABLE.lookup("cohere", "command-r-plus-08-2024").input == pytest.approx(2.5 * M), "a month-year snapshot"
+
+
+@pytest.mark.parametrize("provider,model", [
+    ("anthropic", "claude-opus-4-9"), ("anthropic", "claude-opus-4-9-20270101"), ("anthropic", "claude-sonnet-4-7"),
+    ("openai", "gpt-5.7-terra"), ("openai", "gpt-5.9"), ("gemini", "gemini-2.7-flash"),
+])
+def test_a_newer_minor_version_is_unpriced_not_priced_as_its_family(provider, model):
+    """"claude-opus-4-9" is not a snapshot of "claude-opus-4" (three times the price of the 4.5+
+    models): until the table lists it, it is unpriced, which budgets refuse or allow by setting."""
+    assert TABLE.lookup(provider, model) is None
+
+
+@pytest.mark.parametrize("provider,model,inp,out,cached", [
+    ("anthropic", "claude-opus-4-7", 5.0, 25.0, 0.5), ("anthropic", "claude-opus-4-8-20260301", 5.0, 25.0, 0.5),
+    ("anthropic", "claude-sonnet-5-5", 2.0, 10.0, 0.2), ("anthropic", "claude-fable-5-1", 10.0, 50.0, 0.25),
+    ("openai", "gpt-6.2-sol", 2.0, 10.0, 0.1), ("openai", "gpt-5.6-terra-2026-07-01", 2.0, 12.0, 0.2),
+])
+def test_models_released_in_2026_have_their_own_rows(provider, model, inp, out, cached):
+    found = TABLE.lookup(provider, model)
+    assert (found.input, found.output, found.cache_read) == pytest.approx((inp * M, out * M, cached * M))
     assert TABLE.lookup("hosted_vllm", "meta-llama/Llama-3.1-8B") is None
     assert TABLE.lookup("openrouter", "meta-llama/llama-3-8b") is None
 
