@@ -34,7 +34,7 @@ from .priority import WriterPriority
 from .record import COLUMNS, UsageRecord
 
 if TYPE_CHECKING:
-    from .retention import PruneJob  # (not imported at run time: retention reaches into governance)
+    from .retention import PruneJob  # the type only: retention.py drives the log, not the reverse
 
 log = logging.getLogger("fastgw.usage")
 
