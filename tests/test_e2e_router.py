@@ -117,6 +117,9 @@ def test_500_fails_over_to_the_other_deployment(gw):
     assert [(r["deployment_id"], r["status"], r["retried"]) for r in rows] == [("r500-bad", 500, 1),
                                                                                ("r500-good", 200, 0)]
     assert rows[-1]["attempts"] == 2 and rows[-1]["prompt_tokens"] > 0
+    # a failed attempt reported no usage, so it costs nothing: the log's spend (what a restart
+    # rebuilds budgets from) equals what the live budget counters were charged
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"], rows[0]["cost"]) == (0, 0, 0.0)
 
 
 def test_reset_before_headers_fails_over(gw):
