@@ -59,7 +59,7 @@ class WriterPriority:
     on a saturated core may not run for seconds, so the thread that queues rows lifts it."""
 
     def __init__(self, nice: int = WRITER_NICE, high: int = HIGH_BACKLOG, low: int = LOW_BACKLOG,
-                 max_lag: float = MAX_LAG, flush_interval: float = 0.2, *,
+                 max_lag: float = MAX_LAG, flush_interval: float = 0.05, *,  # log.FLUSH_INTERVAL
                  can_leave_idle: bool | None = None, set_idle: Callable[[int], None] = _set_idle,
                  set_normal: Callable[[int, int], None] = _set_normal) -> None:
         self.nice = nice
