@@ -6,7 +6,7 @@ cdef class BusyPoll:
     cdef readonly double window  # seconds of polling after the last activity (0: never poll)
     cdef readonly double gap
     cdef readonly bint active
-    cdef readonly unsigned long long steps  # poll steps run (each one yield of the core)
+    cdef readonly unsigned long long steps  # idle poll steps run (each one yield of the core)
     cdef readonly unsigned long long kicks  # times polling (re)started from sleep
     cdef double deadline
     cdef double _last

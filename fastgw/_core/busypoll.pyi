@@ -7,7 +7,7 @@ class BusyPoll:
     window: float
     gap: float
     active: bool
-    steps: int
+    steps: int  # idle poll steps, each one yield of the core
     kicks: int
 
     def __init__(self, loop: asyncio.AbstractEventLoop, window: float, gap: float = ...) -> None: ...
