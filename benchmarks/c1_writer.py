@@ -125,6 +125,10 @@ def main() -> int:
                         time.sleep(1.0)  # its row pool is built
                     cpu0 = run.cpu_seconds(writer.pid) if writer else 0.0
                     result = run.wrk(url, body, 1, args.duration, keys=keys)
+                    if writer is not None and writer.popen.poll() is not None:
+                        # it imports the tree it runs from: a tree without its core built in place
+                        # fails there, and the variant would measure "paused" under another name
+                        raise SystemExit(f"the writer process exited early: see {writer.log_path}")
                     result["writer_cpu_s"] = (run.cpu_seconds(writer.pid) - cpu0) if writer else None
                     results[name].append(result)
                     if name == "on":
