@@ -6,12 +6,20 @@ pinning, alternating, so drift hits both equally. Each tree must have its compil
 in place (``cythonize -i fastgw/_core/*.pyx``); an old commit can be checked out with
 ``git worktree add /tmp/old <commit>``.
 
-    python benchmarks/ab.py /tmp/old . [--rounds 2] [--duration 4]
+    python benchmarks/ab.py /tmp/old . [--rounds 2] [--duration 4] [--c1-only]
+
+``--c1-only``: one wrk -c1 run per tree and round (after a c=16 warm-up), the trees' order
+reversed every other round, and the medians per tree at the end. For questions about the
+c=1 tail, where more rounds beat more kinds of load. ``ab_latency.py`` cannot answer those
+that involve the usage writer: it runs every tree's gateway on the one core at once, so each
+writer fills the others' idle time too (measured: a tree without a writer had the same c=1
+p99 there, and a 30-55% lower one here, in four runs of 4-6 rounds).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +44,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--probes", type=int, default=300)
+    parser.add_argument("--c1-only", action="store_true", help="only c=1, more rounds (see the module doc)")
     args = parser.parse_args()
+    if args.c1_only:
+        return c1_only(args.trees, args.rounds, args.duration)
     workdir = Path(tempfile.mkdtemp(prefix="fastgw-ab-"))
     workdir.chmod(0o755)  # nginx workers read the mock's files
     mock, _ = run.start_mock("auto", workdir)
@@ -60,6 +71,38 @@ def main() -> int:
                       flush=True)
     finally:
         mock.stop()
+    return 0
+
+
+def c1_only(trees: list[str], rounds: int, duration: float) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="fastgw-ab-"))
+    workdir.chmod(0o755)  # nginx workers read the mock's files
+    mock, _ = run.start_mock("auto", workdir)
+    body = workdir / "chat.json"
+    body.write_bytes(mockdata.request_body("bench-chat"))
+    results: dict[str, list[dict]] = {tree: [] for tree in trees}
+    try:
+        for index in range(rounds):
+            for tree in trees if index % 2 == 0 else trees[::-1]:
+                gw = start_tree(tree, workdir, mock.port)
+                try:
+                    keys, _ = run.make_virtual_keys(gw.port, 100, workdir)
+                    url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
+                    run.wrk(url, body, 16, 2.0, keys=keys)
+                    result = run.wrk(url, body, 1, duration, keys=keys)
+                finally:
+                    gw.stop()
+                results[tree].append(result)
+                print(f"{tree:14s} c1 p50 {result['p50_us']} us p90 {result['p90_us']} us p99 {result['p99_us']} us "
+                      f"({result['rps']:.0f} req/s)", flush=True)
+    finally:
+        mock.stop()
+    print()
+    for tree, runs in results.items():
+        p99s = sorted(r["p99_us"] for r in runs)
+        print(f"{tree:14s} median of {len(runs)}: p50 {statistics.median(r['p50_us'] for r in runs):.0f} us, "
+              f"p90 {statistics.median(r['p90_us'] for r in runs):.0f} us, p99 {statistics.median(p99s):.0f} us "
+              f"(p99 of each run: {', '.join(str(p) for p in p99s)})")
     return 0
 
 
