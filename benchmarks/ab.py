@@ -6,14 +6,17 @@ pinning, alternating, so drift hits both equally. Each tree must have its compil
 in place (``cythonize -i fastgw/_core/*.pyx``); an old commit can be checked out with
 ``git worktree add /tmp/old <commit>``.
 
-    python benchmarks/ab.py /tmp/old . [--rounds 2] [--duration 4] [--c1-only]
+    python benchmarks/ab.py /tmp/old . [--rounds 2] [--duration 4] [--c1-only [--conns N] [--mock-delay-ms D]]
 
 ``--c1-only``: one wrk -c1 run per tree and round (after a c=16 warm-up), the trees' order
-reversed every other round, and the medians per tree at the end. For questions about the
+reversed every other round, and the medians per tree at the end; each round starts with a
+run straight to the mock (``direct``, the mock on the load core). For questions about the
 c=1 tail, where more rounds beat more kinds of load. ``ab_latency.py`` cannot answer those
 that involve the usage writer: it runs every tree's gateway on the one core at once, so each
 writer fills the others' idle time too (measured: a tree without a writer had the same c=1
-p99 there, and a 30-55% lower one here, in four runs of 4-6 rounds).
+p99 there, and a 30-55% lower one here, in four runs of 4-6 rounds). With ``--conns N`` that
+run has N connections instead of one; with ``--mock-delay-ms D`` the upstream is the built-in
+mock answering D ms after each request (as a model would) instead of nginx answering at once.
 """
 from __future__ import annotations
 
@@ -45,9 +48,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--c1-only", action="store_true", help="only c=1, more rounds (see the module doc)")
+    parser.add_argument("--conns", type=int, default=1, help="with --c1-only: connections of that run")
+    parser.add_argument("--mock-delay-ms", type=float, default=0.0, help="with --c1-only: the upstream's delay")
     args = parser.parse_args()
     if args.c1_only:
-        return c1_only(args.trees, args.rounds, args.duration)
+        return c1_only(args.trees, args.rounds, args.duration, args.conns, args.mock_delay_ms)
     workdir = Path(tempfile.mkdtemp(prefix="fastgw-ab-"))
     workdir.chmod(0o755)  # nginx workers read the mock's files
     mock, _ = run.start_mock("auto", workdir)
@@ -74,26 +79,30 @@ def main() -> int:
     return 0
 
 
-def c1_only(trees: list[str], rounds: int, duration: float) -> int:
+def c1_only(trees: list[str], rounds: int, duration: float, conns: int = 1, delay_ms: float = 0.0) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fastgw-ab-"))
     workdir.chmod(0o755)  # nginx workers read the mock's files
-    mock, _ = run.start_mock("auto", workdir)
+    mock, _ = run.start_mock("builtin" if delay_ms else "auto", workdir, delay_ms)
     body = workdir / "chat.json"
     body.write_bytes(mockdata.request_body("bench-chat"))
-    results: dict[str, list[dict]] = {tree: [] for tree in trees}
+    results: dict[str, list[dict]] = {"direct": [], **{tree: [] for tree in trees}}
     try:
         for index in range(rounds):
+            direct = run.wrk(f"http://127.0.0.1:{mock.port}/json/v1/chat/completions", body, conns, duration)
+            results["direct"].append(direct)
+            print(f"{'direct':14s} c={conns} p50 {direct['p50_us']} us p90 {direct['p90_us']} us p99 {direct['p99_us']} us",
+                  flush=True)
             for tree in trees if index % 2 == 0 else trees[::-1]:
                 gw = start_tree(tree, workdir, mock.port)
                 try:
                     keys, _ = run.make_virtual_keys(gw.port, 100, workdir)
                     url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
                     run.wrk(url, body, 16, 2.0, keys=keys)
-                    result = run.wrk(url, body, 1, duration, keys=keys)
+                    result = run.wrk(url, body, conns, duration, keys=keys)
                 finally:
                     gw.stop()
                 results[tree].append(result)
-                print(f"{tree:14s} c1 p50 {result['p50_us']} us p90 {result['p90_us']} us p99 {result['p99_us']} us "
+                print(f"{tree:14s} c={conns} p50 {result['p50_us']} us p90 {result['p90_us']} us p99 {result['p99_us']} us "
                       f"({result['rps']:.0f} req/s)", flush=True)
     finally:
         mock.stop()

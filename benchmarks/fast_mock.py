@@ -5,9 +5,10 @@ answer the 100-chunk SSE stream, paths containing ``/auto/`` answer the stream w
 request body asks for ``"stream": true`` and the JSON otherwise, everything else the fixed
 chat.completion JSON. ``--chunked`` sends the stream with
 ``Transfer-Encoding: chunked`` (one HTTP chunk per SSE event, all written at once) instead
-of a Content-Length body.
+of a Content-Length body. ``--delay-ms D`` answers each request D ms after it arrived, as a
+model would (pipelined requests on one connection are answered in order).
 
-Run: python benchmarks/fast_mock.py --port 9001 [--chunked]
+Run: python benchmarks/fast_mock.py --port 9001 [--chunked] [--delay-ms D]
 """
 from __future__ import annotations
 
@@ -39,10 +40,12 @@ def _chunked(events: list[bytes], content_type: bytes) -> bytes:
 
 
 class MockProtocol(asyncio.Protocol):
-    __slots__ = ("transport", "parser", "url", "json_answer", "sse_answer", "stream")
+    __slots__ = ("transport", "parser", "url", "json_answer", "sse_answer", "stream", "delay", "loop")
 
-    def __init__(self, json_answer: bytes, sse_answer: bytes) -> None:
+    def __init__(self, json_answer: bytes, sse_answer: bytes, delay: float = 0.0) -> None:
         self.transport = None
+        self.delay = delay
+        self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.json_answer = json_answer
@@ -68,18 +71,28 @@ class MockProtocol(asyncio.Protocol):
             self.stream = b'"stream":true' in compact
 
     def on_message_complete(self) -> None:
-        self.transport.write(self.sse_answer if (self.stream or b"/sse/" in self.url) else self.json_answer)
-        if not self.parser.should_keep_alive():
+        answer = self.sse_answer if (self.stream or b"/sse/" in self.url) else self.json_answer
+        keep_alive = self.parser.should_keep_alive()
+        if self.delay > 0:
+            self.loop.call_later(self.delay, self._answer, answer, keep_alive)
+        else:
+            self._answer(answer, keep_alive)
+
+    def _answer(self, answer: bytes, keep_alive: bool) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(answer)
+        if not keep_alive:
             self.transport.close()
 
 
-async def serve(port: int, chunked: bool, host: str = "127.0.0.1") -> None:
+async def serve(port: int, chunked: bool, host: str = "127.0.0.1", delay: float = 0.0) -> None:
     json_answer = _fixed(mockdata.CHAT_JSON, b"application/json")
     events = mockdata.stream_events(100)
     sse_type = b"text/event-stream; charset=utf-8"
     sse_answer = _chunked(events, sse_type) if chunked else _fixed(b"".join(events), sse_type)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: MockProtocol(json_answer, sse_answer), host, port, backlog=4096,
+    server = await loop.create_server(lambda: MockProtocol(json_answer, sse_answer, delay), host, port, backlog=4096,
                                       reuse_address=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,8 +106,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--chunked", action="store_true")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer each request this long after it arrived")
     args = parser.parse_args()
-    uvloop.run(serve(args.port, args.chunked, args.host))
+    uvloop.run(serve(args.port, args.chunked, args.host, args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

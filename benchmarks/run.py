@@ -1,7 +1,7 @@
 """fastgw benchmark: a static mock upstream, the gateway, and wrk, each pinned to its own core.
 
     python benchmarks/run.py [--quick] [--soak] [--peers] [--mock auto|nginx|builtin]
-                             [--transports fast,aiohttp] [--no-workers] [--no-slow]
+                             [--transports fast,aiohttp] [--no-workers] [--no-slow] [--model-delay-ms 20]
 
 What it measures (the issue's table), writing ``benchmarks/results/<date>-<host>.md`` and
 ``benchmarks/results/latest.md``:
@@ -13,6 +13,8 @@ What it measures (the issue's table), writing ``benchmarks/results/<date>-<host>
 * RSS idle (after start-up) and the peak under load;
 * 5,000 concurrent slow streams (one chunk every 50 ms) through the gateway: peak RSS;
 * ``--workers 2`` against 1 worker, and how requests spread over the workers;
+* c=1 against an upstream that answers after ``--model-delay-ms`` (20 by default, 0 skips it):
+  direct, the floor proxy and the gateway, with the gateway's CPU per request;
 * with ``--soak``: 10 minutes of steady mixed load, RSS sampled every 10 s (plateau check);
 * with ``--peers``: LiteLLM (pip, throwaway venv) and Portkey (npm, throwaway folder) on
   the same mock, when they can be installed.
@@ -232,9 +234,11 @@ def ensure_wrk() -> str:
     return found
 
 
-def start_mock(kind: str, workdir: Path) -> tuple[Proc, str]:
+def start_mock(kind: str, workdir: Path, delay_ms: float = 0.0) -> tuple[Proc, str]:
+    """nginx if it can be had (``auto``), else the built-in mock; ``delay_ms``: the built-in
+    mock, answering each request that long after it arrived."""
     port = free_port()
-    if kind in ("auto", "nginx"):
+    if kind in ("auto", "nginx") and not delay_ms:
         nginx = ensure_nginx()
         if nginx:
             ndir = workdir / "nginx"
@@ -252,8 +256,9 @@ def start_mock(kind: str, workdir: Path) -> tuple[Proc, str]:
         if kind == "nginx":
             raise SystemExit("nginx is not available and could not be installed")
         log("nginx unavailable: using the built-in uvloop mock")
-    proc = start("mock", [PY, str(BENCH / "fast_mock.py"), "--port", str(port)], workdir, LOAD_CORE, port=port)
-    return proc, "built-in uvloop mock (benchmarks/fast_mock.py)"
+    proc = start("mock", [PY, str(BENCH / "fast_mock.py"), "--port", str(port), "--delay-ms", f"{delay_ms:g}"], workdir,
+                 LOAD_CORE, port=port)
+    return proc, "built-in uvloop mock (benchmarks/fast_mock.py" + (f", {delay_ms:g}-ms delay)" if delay_ms else ")")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1043,6 +1048,68 @@ def section_slow(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bo
            "or 5%)."), ""]
 
 
+def section_model_delay(args: argparse.Namespace, workdir: Path, bodies: Bodies, dur: float, info: dict,
+                        procs: list[Proc]) -> None:
+    """c=1 against an upstream that answers after ``--model-delay-ms``, as a model does.
+
+    Why: against the static mock the gateway's core never rests, so its caches stay warm. With
+    a model's delay between requests the same request path ran 5x the CPU on this VM (main
+    thread, c=1: 0.3 ms per request at a 0.5-ms delay, 1.1 ms at 20 ms, 1.4 ms at 100 ms),
+    and the added latency grew with it. This is the c=1 a user of a real provider sees."""
+    delay = args.model_delay_ms
+    log(f"c=1 against an upstream answering after {delay:g} ms")
+    mock, _ = start_mock("builtin", workdir, delay)
+    procs.append(mock)
+    results: list[tuple[str, dict, float | None]] = []
+    try:
+        pin(mock.pid, GATEWAY_CORE)  # direct: the mock on the gateway's core, as in the main table
+        url = f"http://127.0.0.1:{mock.port}/json/v1/chat/completions"
+        wrk(url, bodies.chat, 1, 1.0)
+        results.append(("direct to the mock", c1_rounds(url, bodies.chat, dur), None))
+        pin(mock.pid, LOAD_CORE)
+        port = free_port()
+        floor = start("floor-delayed", [PY, str(BENCH / "floor_proxy.py"), "--port", str(port), "--upstream",
+                                        f"127.0.0.1:{mock.port}", "--path-prefix", "/json"], workdir, GATEWAY_CORE,
+                      port=port)
+        try:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            wrk(url, bodies.chat, 1, 1.0)
+            results.append((FLOOR_NAME, c1_rounds(url, bodies.chat, dur), None))
+        finally:
+            floor.stop()
+        transport = transports(args)[0]
+        wd = workdir / "gw-delayed"
+        wd.mkdir()
+        gw = start_gateway(wd, gateway_config(wd, mock.port), transport)
+        try:
+            keys, _ = make_virtual_keys(gw.port, 100, wd)
+            url = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
+            wrk(url, bodies.chat, 1, 2.0, keys, None if keys else MASTER_KEY)
+            cpu0 = tree_cpu(gw.pid)
+            c1 = c1_rounds(url, bodies.chat, dur, keys, None if keys else MASTER_KEY)
+            cpu = (tree_cpu(gw.pid) - cpu0) / max(1, c1["requests"]) * 1e6
+            results.append((f"fastgw, 1 worker, {transport} client", c1, cpu))
+        finally:
+            gw.stop()
+    finally:
+        mock.stop()
+        procs.remove(mock)
+    info["model_delay"] = {name: {"c1": c1, "cpu_per_request_us": cpu} for name, c1, cpu in results}
+    base = results[0][1]
+    info["extra"] += [
+        f"## c=1 against a {delay:g}-ms upstream", "",
+        f"The built-in mock (`benchmarks/fast_mock.py --delay-ms {delay:g}`) answers each request {delay:g} ms after "
+        "it arrived, as a model would, so the gateway's core rests between requests (pinning as above; each "
+        f"target {C1_ROUNDS} wrk -c1 runs of {dur:g} s, p50 and p99 the median of theirs). CPU = the gateway "
+        "process's CPU time during those runs per request.", "",
+        "| target | p50 | p99 | added p50 | added p99 | CPU per request |",
+        "|---|---|---|---|---|---|",
+        *[f"| {name} | {fmt_us(c1['p50_us'])} | {fmt_us(c1['p99_us'])} | "
+          f"{fmt_us(c1['p50_us'] - base['p50_us']) if c1 is not base else '0'} | "
+          f"{fmt_us(c1['p99_us'] - base['p99_us']) if c1 is not base else '0'} | {fmt_us(cpu)} |"
+          for name, c1, cpu in results], ""]
+
+
 def section_workers(args: argparse.Namespace, workdir: Path, mock: Proc, bodies: Bodies, dur: float,
                     info: dict) -> None:
     workers = workers_scaling(workdir, transports(args)[0], bodies, mock.port, dur)
@@ -1135,6 +1202,8 @@ def main() -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip the 1 vs 2 workers run")
     parser.add_argument("--no-slow", action="store_true", help="skip the concurrent slow streams run")
     parser.add_argument("--slow-streams", type=int, default=5000)
+    parser.add_argument("--model-delay-ms", type=float, default=20.0,
+                        help="also c=1 against an upstream answering after this delay (0: skip)")
     parser.add_argument("--locust", action="store_true", help="also mixed traffic with locust (installs it pinned)")
     parser.add_argument("--locust-users", type=int, default=100)
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5 quick, 15 full)")
@@ -1169,6 +1238,8 @@ def main() -> int:
                 section_slow(args, workdir, mock, bodies, info)
             if not args.no_workers:
                 section_workers(args, workdir, mock, bodies, dur, info)
+            if args.model_delay_ms > 0:
+                section_model_delay(args, workdir, bodies, dur, info, procs)
             if args.locust:
                 section_locust(args, workdir, info)
             if args.peers:
