@@ -1053,7 +1053,7 @@ def section_model_delay(args: argparse.Namespace, workdir: Path, bodies: Bodies,
     """c=1 against an upstream that answers after ``--model-delay-ms``, as a model does.
 
     Why: against the static mock the gateway's core never rests, so its caches stay warm. With
-    a model's delay between requests the same request path ran 5x the CPU on this VM (main
+    a model's delay between requests the same request path ran 4-5x the CPU on this VM (main
     thread, c=1: 0.3 ms per request at a 0.5-ms delay, 1.1 ms at 20 ms, 1.4 ms at 100 ms),
     and the added latency grew with it. This is the c=1 a user of a real provider sees."""
     delay = args.model_delay_ms
