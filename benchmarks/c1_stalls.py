@@ -77,11 +77,8 @@ def main() -> int:
         if args.direct:
             name, port, path, keys = "direct", mock.port, ("/sse" if args.stream else "/json") + "/v1/chat/completions", []
         elif args.floor:
-            port = run.free_port()
-            gw = run.start("floor", [run.PY, str(run.BENCH / "floor_proxy.py"), "--port", str(port), "--upstream",
-                                     f"127.0.0.1:{mock.port}", "--path-prefix", "/sse" if args.stream else "/json"], workdir, run.GATEWAY_CORE,
-                           port=port)
-            name, path, keys = "floor", "/v1/chat/completions", []
+            gw = run.start_floor(workdir, mock.port, "/sse" if args.stream else "/json")
+            name, port, path, keys = "floor", gw.port, "/v1/chat/completions", []
         else:
             gw = ab.start_tree(args.tree, workdir, mock.port)
             key_file, _ = run.make_virtual_keys(gw.port, 100, workdir)

@@ -996,15 +996,17 @@ FLOOR_NAME = "floor: minimal uvloop proxy"
 WORKERS_PER_CORE_KEPT = 0.85
 
 
+def start_floor(workdir: Path, mock_port: int, prefix: str) -> Proc:
+    """benchmarks/floor_proxy.py on the gateway's core, forwarding to the mock's ``prefix`` path."""
+    port = free_port()
+    return start(f"floor{prefix.replace('/', '-')}", [PY, str(BENCH / "floor_proxy.py"), "--port", str(port),
+                                                     "--upstream", f"127.0.0.1:{mock_port}", "--path-prefix", prefix],
+                 workdir, GATEWAY_CORE, port=port)
+
+
 def floor_row(workdir: Path, mock: Proc, bodies: Bodies, dur: float, n_probe: int, procs: list[Proc]) -> Row:
     """benchmarks/floor_proxy.py on the gateway's core: what any uvloop proxy adds on this machine."""
-    floors = []
-    for prefix in ("/json", "/sse"):
-        port = free_port()
-        floors.append(start(f"floor{prefix.replace('/', '-')}", [PY, str(BENCH / "floor_proxy.py"), "--port", str(port),
-                                                               "--upstream", f"127.0.0.1:{mock.port}",
-                                                               "--path-prefix", prefix],
-                            workdir, GATEWAY_CORE, port=port))
+    floors = [start_floor(workdir, mock.port, prefix) for prefix in ("/json", "/sse")]
     procs.extend(floors)
     try:
         return measure_target(FLOOR_NAME, f"http://127.0.0.1:{floors[0].port}/v1/chat/completions",
@@ -1067,12 +1069,9 @@ def section_model_delay(args: argparse.Namespace, workdir: Path, bodies: Bodies,
         wrk(url, bodies.chat, 1, 1.0)
         results.append(("direct to the mock", c1_rounds(url, bodies.chat, dur), None))
         pin(mock.pid, LOAD_CORE)
-        port = free_port()
-        floor = start("floor-delayed", [PY, str(BENCH / "floor_proxy.py"), "--port", str(port), "--upstream",
-                                        f"127.0.0.1:{mock.port}", "--path-prefix", "/json"], workdir, GATEWAY_CORE,
-                      port=port)
+        floor = start_floor(workdir, mock.port, "/json")
         try:
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            url = f"http://127.0.0.1:{floor.port}/v1/chat/completions"
             wrk(url, bodies.chat, 1, 1.0)
             results.append((FLOOR_NAME, c1_rounds(url, bodies.chat, dur), None))
         finally:
